@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs every Debian package Tidemark needs to build, test and benchmark.
+# Idempotent: packages already present are skipped by apt-get.
+set -euo pipefail
+
+packages=(
+  g++ make cmake ninja-build pkg-config
+  librocksdb-dev libprotobuf-dev protobuf-compiler libabsl-dev
+  libcpp-httplib-dev libsnappy-dev libgtest-dev libgmock-dev libbenchmark-dev
+  libre2-dev libyaml-cpp-dev prometheus-cpp-dev nlohmann-json3-dev libcli11-dev libssl-dev zlib1g-dev
+  prometheus curl python3
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all packages present"
+  exit 0
+fi
+
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO="sudo"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -q
+$SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

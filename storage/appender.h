@@ -1,0 +1,52 @@
+// Appender: adds samples to one tenant's series and commits them atomically.
+//
+// Samples passed to Append are buffered and checked against what is stored; nothing is visible
+// or durable until Commit returns OK. After Commit (OK or not) or Rollback the appender is empty
+// and may be reused. Not thread-safe; use one appender per request.
+#ifndef TIDEMARK_STORAGE_APPENDER_H_
+#define TIDEMARK_STORAGE_APPENDER_H_
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "storage/labels.h"
+
+namespace tidemark {
+
+// Why a sample was refused, with the messages Prometheus uses. `StatusOf` builds the status that
+// Append returns; `RejectReasonOf` reads the reason back from such a status (kNone otherwise).
+enum class RejectReason : uint8_t {
+  kNone = 0,
+  kOutOfOrder,      // "out of order sample"
+  kDuplicate,       // "duplicate sample for timestamp"
+  kOutOfBounds,     // "out of bounds": older than the head accepts (e.g. beyond retention)
+  kInvalidLabels,   // labels not canonical or not valid
+};
+std::string_view RejectReasonName(RejectReason reason);  // "out_of_order", ... for metrics
+RejectReason RejectReasonOf(const absl::Status& status);
+
+class Appender {
+ public:
+  virtual ~Appender() = default;
+
+  // Buffers one sample for the series `labels` (canonical: see Labels::Validate). Returns
+  // InvalidArgument carrying a RejectReason when the sample can never be stored: out of order,
+  // a different value at an existing timestamp, out of bounds. A sample identical (bit for bit)
+  // to the last stored one of its series is accepted and ignored, as in Prometheus.
+  virtual absl::Status Append(const Labels& labels, int64_t t_ms, double v) = 0;
+
+  // Makes every buffered sample durable (per the DB's sync policy) and visible, all or none.
+  // On error nothing was applied; Unavailable means a retry may succeed.
+  virtual absl::Status Commit() = 0;
+
+  // Drops every buffered sample.
+  virtual void Rollback() = 0;
+
+  // Samples buffered since the last Commit/Rollback.
+  virtual size_t pending() const = 0;
+};
+
+}  // namespace tidemark
+
+#endif  // TIDEMARK_STORAGE_APPENDER_H_

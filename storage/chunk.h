@@ -1,0 +1,82 @@
+// Chunk codec: a run of one series' samples encoded as two columns, timestamps and values.
+//
+// A chunk is self-describing: a header names the encoding chosen for each column, so the
+// encoder picks the cheapest encoding that fits each chunk (regular-interval timestamps, a
+// constant value, ...). The byte layout is in storage/FORMAT.md. Encoding ids are never
+// renumbered. Stateless functions; thread-safe.
+#ifndef TIDEMARK_STORAGE_CHUNK_H_
+#define TIDEMARK_STORAGE_CHUNK_H_
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "absl/status/status.h"
+#include "storage/querier.h"
+#include "storage/sample.h"
+
+namespace tidemark {
+
+enum class TimestampEncoding : uint8_t {
+  kDeltaOfDelta = 1,  // Gorilla-style delta-of-delta, bit-packed
+  kRegular = 2,       // first timestamp + one interval: every delta is equal
+};
+
+enum class ValueEncoding : uint8_t {
+  kXor = 1,       // Gorilla XOR of consecutive float bits
+  kConstant = 2,  // every value has the same bits
+};
+
+// Limits that decoding enforces on untrusted bytes.
+inline constexpr uint32_t kMaxSamplesPerChunk = 1 << 16;
+
+// Appends the encoding of `samples` (strictly increasing timestamps, at least one sample) to
+// `out`. Floats are kept bit for bit. InvalidArgument for an empty or unordered input.
+absl::Status EncodeChunk(std::span<const Sample> samples, std::string* out);
+
+// Reads the header of an encoded chunk without decoding it.
+struct ChunkInfo {
+  uint32_t num_samples = 0;
+  int64_t min_time_ms = 0;
+  int64_t max_time_ms = 0;
+  TimestampEncoding timestamps = TimestampEncoding::kDeltaOfDelta;
+  ValueEncoding values = ValueEncoding::kXor;
+};
+absl::StatusOr<ChunkInfo> ReadChunkInfo(std::string_view chunk);
+
+// An iterator over an encoded chunk. `chunk` must outlive the iterator. Corrupt bytes end the
+// iteration with DataLoss in status(), never a crash or a read out of bounds.
+class ChunkIterator : public SampleIterator {
+ public:
+  explicit ChunkIterator(std::string_view chunk = {});
+  // Restarts on another chunk, reusing this iterator's memory.
+  void Reset(std::string_view chunk);
+
+  bool Next() override;
+  bool Seek(int64_t t) override;
+  Sample At() const override { return cur_; }
+  absl::Status status() const override { return status_; }
+
+ private:
+  bool Fail(std::string_view what);
+  bool DecodeHeader();
+  bool ReadTimestamp();
+  bool ReadValue();
+
+  std::string_view chunk_;
+  ChunkInfo info_;
+  absl::Status status_;
+  Sample cur_;
+  uint32_t read_ = 0;       // samples returned so far
+  bool started_ = false;    // header decoded
+  // Bit readers over the two columns; positions are in bits.
+  std::string_view ts_col_, val_col_;
+  uint64_t ts_pos_ = 0, val_pos_ = 0;
+  int64_t delta_ = 0;
+  uint8_t leading_ = 0, trailing_ = 0;
+};
+
+}  // namespace tidemark
+
+#endif  // TIDEMARK_STORAGE_CHUNK_H_
