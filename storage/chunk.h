@@ -13,6 +13,8 @@
 #include <string_view>
 
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "storage/bit_stream.h"
 #include "storage/querier.h"
 #include "storage/sample.h"
 
@@ -63,18 +65,22 @@ class ChunkIterator : public SampleIterator {
   bool DecodeHeader();
   bool ReadTimestamp();
   bool ReadValue();
+  bool CheckColumnsConsumed();
 
   std::string_view chunk_;
   ChunkInfo info_;
   absl::Status status_;
   Sample cur_;
-  uint32_t read_ = 0;       // samples returned so far
-  bool started_ = false;    // header decoded
-  // Bit readers over the two columns; positions are in bits.
-  std::string_view ts_col_, val_col_;
-  uint64_t ts_pos_ = 0, val_pos_ = 0;
-  int64_t delta_ = 0;
-  uint8_t leading_ = 0, trailing_ = 0;
+  uint32_t read_ = 0;     // samples returned so far
+  bool started_ = false;  // header decoded
+  bool done_ = false;     // at the end or failed
+  // Bit readers over the two columns.
+  internal::BitReader ts_bits_, val_bits_;
+  uint64_t interval_ = 0;  // kRegular: the one delta
+  uint64_t delta_ = 0;     // kDeltaOfDelta: previous delta, modulo 2^64
+  uint64_t value_bits_ = 0;
+  uint8_t leading_ = 0, trailing_ = 0;  // kXor: current window of meaningful bits
+  bool has_window_ = false;
 };
 
 }  // namespace tidemark

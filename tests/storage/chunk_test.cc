@@ -1,0 +1,591 @@
+#include "storage/chunk.h"
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "storage/bit_stream.h"
+
+namespace tidemark {
+namespace {
+
+constexpr int64_t kMin = std::numeric_limits<int64_t>::min();
+constexpr int64_t kMax = std::numeric_limits<int64_t>::max();
+constexpr int64_t kT0 = 1700000000000;  // a realistic epoch-ms start
+
+std::string Encode(const std::vector<Sample>& samples) {
+  std::string out;
+  absl::Status s = EncodeChunk(samples, &out);
+  EXPECT_TRUE(s.ok()) << s;
+  return out;
+}
+
+struct Decoded {
+  std::vector<Sample> samples;
+  absl::Status status;
+};
+
+Decoded Decode(std::string_view chunk) {
+  Decoded d;
+  ChunkIterator it(chunk);
+  while (it.Next()) d.samples.push_back(it.At());
+  d.status = it.status();
+  return d;
+}
+
+std::string Hex(uint64_t bits) {
+  char buf[19];
+  snprintf(buf, sizeof(buf), "0x%016llx", static_cast<unsigned long long>(bits));
+  return buf;
+}
+
+// Round-trips `samples` and checks every timestamp and every float bit.
+void ExpectRoundTrip(const std::vector<Sample>& samples) {
+  std::string chunk = Encode(samples);
+  Decoded d = Decode(chunk);
+  ASSERT_TRUE(d.status.ok()) << d.status;
+  ASSERT_EQ(d.samples.size(), samples.size());
+  for (size_t i = 0; i < samples.size(); ++i) {
+    EXPECT_EQ(d.samples[i].t, samples[i].t) << "sample " << i;
+    EXPECT_EQ(Hex(std::bit_cast<uint64_t>(d.samples[i].v)),
+              Hex(std::bit_cast<uint64_t>(samples[i].v)))
+        << "sample " << i;
+  }
+  absl::StatusOr<ChunkInfo> info = ReadChunkInfo(chunk);
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->num_samples, samples.size());
+  EXPECT_EQ(info->min_time_ms, samples.front().t);
+  EXPECT_EQ(info->max_time_ms, samples.back().t);
+}
+
+ChunkInfo Info(const std::string& chunk) {
+  absl::StatusOr<ChunkInfo> info = ReadChunkInfo(chunk);
+  EXPECT_TRUE(info.ok()) << info.status();
+  return info.ok() ? *info : ChunkInfo();
+}
+
+std::vector<Sample> Regular(size_t n, int64_t start, int64_t step, double v0, double dv) {
+  std::vector<Sample> s;
+  for (size_t i = 0; i < n; ++i) s.push_back({start + static_cast<int64_t>(i) * step, v0 + dv * i});
+  return s;
+}
+
+// A Prometheus-like scrape: 15 s interval, a few ms of jitter, a counter that increases by
+// small integers.
+std::vector<Sample> JitteredCounter(size_t n, std::mt19937_64& rng) {
+  std::vector<Sample> s;
+  std::uniform_int_distribution<int> jitter(-3, 3), inc(0, 5);
+  double v = 12345;
+  for (size_t i = 0; i < n; ++i) {
+    s.push_back({kT0 + static_cast<int64_t>(i) * 15000 + jitter(rng), v});
+    v += inc(rng);
+  }
+  return s;
+}
+
+TEST(ChunkTest, EmptyAndUnorderedInputIsRejectedAndOutputUntouched) {
+  std::string out = "keep";
+  absl::Status s = EncodeChunk({}, &out);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(out, "keep");
+
+  std::vector<Sample> dup = {{10, 1}, {10, 2}};
+  EXPECT_EQ(EncodeChunk(dup, &out).code(), absl::StatusCode::kInvalidArgument);
+  std::vector<Sample> back = {{10, 1}, {20, 2}, {15, 3}};
+  s = EncodeChunk(back, &out);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("sample 2"), std::string::npos) << s;
+  EXPECT_EQ(out, "keep");
+}
+
+TEST(ChunkTest, TooManySamplesRejectedAndTheLimitRoundTrips) {
+  std::vector<Sample> s = Regular(kMaxSamplesPerChunk + 1, 0, 1, 0, 1);
+  std::string out;
+  EXPECT_EQ(EncodeChunk(s, &out).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(out.empty());
+  s.pop_back();
+  ExpectRoundTrip(s);
+}
+
+TEST(ChunkTest, EncoderAppendsToExistingBytes) {
+  std::vector<Sample> s = Regular(5, kT0, 1000, 1, 1);
+  std::string alone = Encode(s);
+  std::string out = "prefix";
+  ASSERT_TRUE(EncodeChunk(s, &out).ok());
+  EXPECT_EQ(out, "prefix" + alone);
+}
+
+TEST(ChunkTest, OneSample) {
+  std::vector<Sample> s = {{kT0, 42.5}};
+  ExpectRoundTrip(s);
+  ChunkInfo info = Info(Encode(s));
+  EXPECT_EQ(info.timestamps, TimestampEncoding::kRegular);
+  EXPECT_EQ(info.values, ValueEncoding::kConstant);
+  ExpectRoundTrip({{kMin, -1}});
+  ExpectRoundTrip({{kMax, StaleNaN()}});
+  ExpectRoundTrip({{0, 0}});
+}
+
+TEST(ChunkTest, TwoAndThreeSamples) {
+  ExpectRoundTrip({{1, 1}, {2, 2}});
+  ExpectRoundTrip({{-5, 1}, {7, 1}});
+  ExpectRoundTrip({{kT0, 1}, {kT0 + 15000, 3}, {kT0 + 30000, 2}});
+  ExpectRoundTrip({{kT0, 1}, {kT0 + 15000, 1}, {kT0 + 30001, 1}});
+  std::vector<Sample> irregular = {{kT0, 1}, {kT0 + 1, 2}, {kT0 + 100000, 3}};
+  ExpectRoundTrip(irregular);
+  EXPECT_EQ(Info(Encode(irregular)).timestamps, TimestampEncoding::kDeltaOfDelta);
+  std::vector<Sample> two = {{kT0, 1}, {kT0 + 999999, 2}};
+  EXPECT_EQ(Info(Encode(two)).timestamps, TimestampEncoding::kRegular);
+}
+
+TEST(ChunkTest, Int64ExtremeTimestamps) {
+  ExpectRoundTrip({{kMin, 1}, {kMax, 2}});
+  ExpectRoundTrip({{kMin, 1}, {kMin + 1, 2}, {kMax, 3}});
+  ExpectRoundTrip({{kMin, 1}, {kMax - 1, 2}, {kMax, 3}});
+  ExpectRoundTrip({{kMin, 1}, {0, 2}, {kMax, 3}});  // regular with interval ~2^63
+  ExpectRoundTrip({{kMin, 1}, {-1, 2}, {0, 3}, {kMax, 4}});
+  ExpectRoundTrip({{kMax - 2, 1}, {kMax - 1, 2}, {kMax, 3}});
+  ExpectRoundTrip({{kMin, 1}, {kMin + 1, 2}, {kMin + 2, 3}});
+  ExpectRoundTrip({{-3, 1}, {-2, 2}, {kMax / 2, 3}, {kMax / 2 + 1, 4}, {kMax, 5}});
+  // Big jumps in both directions of the delta-of-delta.
+  std::vector<Sample> s;
+  int64_t t = kMin;
+  for (int i = 0; i < 40; ++i) {
+    s.push_back({t, static_cast<double>(i)});
+    uint64_t room = static_cast<uint64_t>(kMax) - static_cast<uint64_t>(t);
+    uint64_t step = (i % 3 == 0) ? room / 4 : (i % 3 == 1 ? 1 : 1ULL << 40);
+    if (step == 0 || room < step) break;
+    t = static_cast<int64_t>(static_cast<uint64_t>(t) + step);
+  }
+  ExpectRoundTrip(s);
+  EXPECT_EQ(Info(Encode(s)).timestamps, TimestampEncoding::kDeltaOfDelta);
+}
+
+TEST(ChunkTest, SpecialFloatsBitForBit) {
+  const double specials[] = {
+      std::numeric_limits<double>::infinity(),
+      -std::numeric_limits<double>::infinity(),
+      std::numeric_limits<double>::quiet_NaN(),
+      std::bit_cast<double>(uint64_t{0xfff8000000000001}),  // negative NaN with payload
+      std::bit_cast<double>(uint64_t{0x7ff0000000000001}),  // signalling NaN
+      StaleNaN(),
+      -0.0,
+      0.0,
+      std::numeric_limits<double>::denorm_min(),
+      std::numeric_limits<double>::max(),
+      -std::numeric_limits<double>::lowest(),
+      1.0,
+  };
+  std::vector<Sample> s;
+  int64_t t = kT0;
+  for (double a : specials) {
+    for (double b : specials) {
+      s.push_back({t++, a});
+      s.push_back({t++, b});
+    }
+  }
+  ExpectRoundTrip(s);
+  EXPECT_EQ(Info(Encode(s)).values, ValueEncoding::kXor);
+
+  // -0.0 and +0.0 differ in bits, so they are not a constant chunk.
+  std::vector<Sample> zeros = {{1, 0.0}, {2, -0.0}};
+  ExpectRoundTrip(zeros);
+  EXPECT_EQ(Info(Encode(zeros)).values, ValueEncoding::kXor);
+  for (double v : specials) {
+    std::vector<Sample> c = Regular(10, kT0, 15000, 0, 0);
+    for (Sample& x : c) x.v = v;
+    ExpectRoundTrip(c);
+    EXPECT_EQ(Info(Encode(c)).values, ValueEncoding::kConstant) << v;
+  }
+  // A stale marker and an ordinary NaN stay distinguishable.
+  Decoded d = Decode(Encode({{1, StaleNaN()}, {2, std::numeric_limits<double>::quiet_NaN()}}));
+  ASSERT_EQ(d.samples.size(), 2u);
+  EXPECT_TRUE(IsStaleNaN(d.samples[0].v));
+  EXPECT_FALSE(IsStaleNaN(d.samples[1].v));
+}
+
+TEST(ChunkTest, ChoosesTheEncodingThatFits) {
+  std::mt19937_64 rng(7);
+  // Regular scrape, constant value.
+  std::string c = Encode(Regular(120, kT0, 15000, 1, 0));
+  EXPECT_EQ(Info(c).timestamps, TimestampEncoding::kRegular);
+  EXPECT_EQ(Info(c).values, ValueEncoding::kConstant);
+  // Regular scrape, changing value.
+  c = Encode(Regular(120, kT0, 15000, 1, 1));
+  EXPECT_EQ(Info(c).timestamps, TimestampEncoding::kRegular);
+  EXPECT_EQ(Info(c).values, ValueEncoding::kXor);
+  // Jitter.
+  std::vector<Sample> j = JitteredCounter(120, rng);
+  for (Sample& s : j) s.v = 3;
+  c = Encode(j);
+  EXPECT_EQ(Info(c).timestamps, TimestampEncoding::kDeltaOfDelta);
+  EXPECT_EQ(Info(c).values, ValueEncoding::kConstant);
+  // Noise.
+  std::normal_distribution<double> noise(0, 1);
+  std::vector<Sample> n = Regular(120, kT0, 15000, 0, 0);
+  for (Sample& s : n) s.v = noise(rng);
+  c = Encode(n);
+  EXPECT_EQ(Info(c).timestamps, TimestampEncoding::kRegular);
+  EXPECT_EQ(Info(c).values, ValueEncoding::kXor);
+}
+
+// Sizes are pinned so that a compression regression fails. Measured values are in comments;
+// the bounds leave ~10% of slack.
+TEST(ChunkTest, EncodedSizeWithinBand) {
+  std::mt19937_64 rng(1);
+  // Constant value, regular timestamps: the header plus 8 bytes, whatever the length.
+  std::string c = Encode(Regular(120, kT0, 15000, 1, 0));
+  EXPECT_LE(c.size(), 24u) << c.size();  // measured: 22
+
+  // 120 samples, regular 15 s timestamps, a counter increasing by small integers.
+  std::vector<Sample> counter = Regular(120, kT0, 15000, 0, 0);
+  std::uniform_int_distribution<int> inc(0, 5);
+  double v = 12345;
+  for (Sample& s : counter) {
+    s.v = v;
+    v += inc(rng);
+  }
+  c = Encode(counter);
+  double per_sample = static_cast<double>(c.size()) / counter.size();
+  EXPECT_LT(per_sample, 1.35) << c.size();  // measured: 147 bytes, 1.225 bytes/sample
+  EXPECT_GT(per_sample, 1.0) << c.size();  // far smaller would mean values were lost
+
+  // Jittered timestamps on top: delta-of-delta costs a little more.
+  std::vector<Sample> jit = JitteredCounter(120, rng);
+  c = Encode(jit);
+  per_sample = static_cast<double>(c.size()) / jit.size();
+  EXPECT_LT(per_sample, 2.5) << c.size();  // measured: 272 bytes, 2.267 bytes/sample
+
+  // Random doubles cannot compress below 8 bytes a sample; the XOR overhead stays small.
+  std::vector<Sample> noise = Regular(120, kT0, 15000, 0, 0);
+  for (Sample& s : noise) s.v = std::bit_cast<double>(rng());
+  c = Encode(noise);
+  EXPECT_LT(c.size(), 1060u) << c.size();  // measured: 1006 bytes
+}
+
+TEST(ChunkTest, RandomRoundTrips) {
+  std::mt19937_64 rng(20240601);
+  std::uniform_int_distribution<int> len(1, 300);
+  for (int iter = 0; iter < 2000; ++iter) {
+    size_t n = len(rng);
+    std::vector<Sample> s(n);
+    int ts_kind = iter % 4, val_kind = (iter / 4) % 6;
+    int64_t t = static_cast<int64_t>(rng() % (uint64_t{1} << 50)) - (int64_t{1} << 49);
+    int64_t step = 1 + static_cast<int64_t>(rng() % 60000);
+    double v = static_cast<double>(rng() % 1000);
+    for (size_t i = 0; i < n; ++i) {
+      s[i].t = t;
+      switch (ts_kind) {
+        case 0: t += step; break;
+        case 1: t += step + static_cast<int64_t>(rng() % 7); break;
+        case 2: t += 1 + static_cast<int64_t>(rng() % (uint64_t{1} << (rng() % 40))); break;
+        default: t += 1 + static_cast<int64_t>(rng() % 3); break;
+      }
+      switch (val_kind) {
+        case 0: s[i].v = v; break;
+        case 1: s[i].v = v; v += static_cast<double>(rng() % 10); break;
+        case 2: s[i].v = std::bit_cast<double>(rng()); break;
+        case 3: s[i].v = static_cast<double>(rng() % 100) / 10.0; break;
+        case 4: {
+          const double pick[] = {StaleNaN(), -0.0, 0.0, INFINITY, -INFINITY, NAN, v};
+          s[i].v = pick[rng() % 7];
+          break;
+        }
+        default: s[i].v = std::sin(static_cast<double>(i) / 10) * 1e6; break;
+      }
+    }
+    SCOPED_TRACE(testing::Message() << "iteration " << iter << " n=" << n);
+    ExpectRoundTrip(s);
+    if (HasFatalFailure() || HasNonfatalFailure()) return;
+  }
+}
+
+TEST(ChunkTest, SeekNeverGoesBackwards) {
+  std::vector<Sample> s = Regular(10, 100, 10, 0, 1);  // t = 100, 110, ..., 190
+  s[5].t = 151;                                         // make it delta-of-delta too
+  for (bool irregular : {false, true}) {
+    std::vector<Sample> in = s;
+    if (!irregular) in[5].t = 150;
+    std::string chunk = Encode(in);
+    ChunkIterator it(chunk);
+    // Before the first Next(): starts from the beginning.
+    ASSERT_TRUE(it.Seek(kMin));
+    EXPECT_EQ(it.At().t, 100);
+    ASSERT_TRUE(it.Seek(100));
+    EXPECT_EQ(it.At().t, 100);
+    ASSERT_TRUE(it.Seek(125));
+    EXPECT_EQ(it.At().t, 130);
+    EXPECT_EQ(it.At().v, 3);
+    // Backwards: stays put.
+    ASSERT_TRUE(it.Seek(101));
+    EXPECT_EQ(it.At().t, 130);
+    ASSERT_TRUE(it.Next());
+    EXPECT_EQ(it.At().t, 140);
+    ASSERT_TRUE(it.Seek(in[5].t));
+    EXPECT_EQ(it.At().t, in[5].t);
+    ASSERT_TRUE(it.Seek(190));
+    EXPECT_EQ(it.At().t, 190);
+    EXPECT_FALSE(it.Next());
+    EXPECT_FALSE(it.Seek(0));
+    EXPECT_TRUE(it.status().ok()) << it.status();
+
+    // Past the end.
+    it.Reset(chunk);
+    EXPECT_FALSE(it.Seek(191));
+    EXPECT_FALSE(it.Next());
+    EXPECT_TRUE(it.status().ok());
+    it.Reset(chunk);
+    ASSERT_TRUE(it.Next());
+    EXPECT_FALSE(it.Seek(kMax));
+    EXPECT_TRUE(it.status().ok());
+  }
+}
+
+TEST(ChunkTest, ResetReusesTheIterator) {
+  std::string a = Encode(Regular(3, 0, 5, 1, 1));
+  std::string b = Encode({{7, 9}, {8, 10}, {20, 11}, {21, -1}});
+  ChunkIterator it(a);
+  ASSERT_TRUE(it.Next());
+  it.Reset(b);
+  std::vector<Sample> got;
+  while (it.Next()) got.push_back(it.At());
+  EXPECT_TRUE(it.status().ok());
+  EXPECT_EQ(got, (std::vector<Sample>{{7, 9}, {8, 10}, {20, 11}, {21, -1}}));
+  it.Reset("garbage");
+  EXPECT_FALSE(it.Next());
+  EXPECT_EQ(it.status().code(), absl::StatusCode::kDataLoss);
+  it.Reset(a);
+  EXPECT_TRUE(it.Next());
+  EXPECT_TRUE(it.status().ok());
+}
+
+std::vector<std::vector<Sample>> CorpusForCorruption() {
+  std::mt19937_64 rng(99);
+  std::vector<std::vector<Sample>> corpus;
+  corpus.push_back({{kT0, 1}});
+  corpus.push_back(Regular(120, kT0, 15000, 1, 0));
+  corpus.push_back(Regular(120, kT0, 15000, 1, 2.5));
+  corpus.push_back(JitteredCounter(120, rng));
+  corpus.push_back({{kMin, StaleNaN()}, {kMin + 1, -0.0}, {0, INFINITY}, {kMax, NAN}});
+  std::vector<Sample> noise = JitteredCounter(50, rng);
+  for (Sample& s : noise) s.v = std::bit_cast<double>(rng());
+  corpus.push_back(noise);
+  return corpus;
+}
+
+TEST(ChunkTest, EveryTruncationIsDataLoss) {
+  for (const std::vector<Sample>& samples : CorpusForCorruption()) {
+    std::string chunk = Encode(samples);
+    for (size_t len = 0; len < chunk.size(); ++len) {
+      std::string cut = chunk.substr(0, len);  // own buffer, so ASan would see over-reads
+      Decoded d = Decode(cut);
+      EXPECT_EQ(d.status.code(), absl::StatusCode::kDataLoss) << "prefix " << len;
+      // Whatever came out before the error is a prefix of the truth.
+      ASSERT_LE(d.samples.size(), samples.size());
+      for (size_t i = 0; i < d.samples.size(); ++i) EXPECT_EQ(d.samples[i], samples[i]);
+    }
+    // An extra byte at the end is caught too: a constant column is exactly 8 bytes and a bit
+    // stream may not end with a whole unread byte.
+    Decoded d = Decode(chunk + '\0');
+    EXPECT_EQ(d.status.code(), absl::StatusCode::kDataLoss);
+  }
+}
+
+// Corrupt bytes either decode to a well-formed sequence or end with DataLoss; never a crash.
+void CheckCorrupt(const std::string& bytes) {
+  Decoded d = Decode(bytes);
+  if (!d.status.ok()) {
+    ASSERT_EQ(d.status.code(), absl::StatusCode::kDataLoss) << d.status;
+    return;
+  }
+  absl::StatusOr<ChunkInfo> info = ReadChunkInfo(bytes);
+  ASSERT_TRUE(info.ok());
+  ASSERT_EQ(d.samples.size(), info->num_samples);
+  EXPECT_EQ(d.samples.front().t, info->min_time_ms);
+  EXPECT_EQ(d.samples.back().t, info->max_time_ms);
+  for (size_t i = 1; i < d.samples.size(); ++i) {
+    ASSERT_LT(d.samples[i - 1].t, d.samples[i].t);
+  }
+  // Seek on the same bytes agrees.
+  ChunkIterator it(bytes);
+  ASSERT_TRUE(it.Seek(d.samples.back().t));
+  EXPECT_EQ(it.At(), d.samples.back());
+}
+
+TEST(ChunkTest, BitFlipsAndRandomBytesNeverCrash) {
+  std::mt19937_64 rng(12345);
+  for (const std::vector<Sample>& samples : CorpusForCorruption()) {
+    std::string chunk = Encode(samples);
+    // Every single-bit flip.
+    for (size_t bit = 0; bit < chunk.size() * 8; ++bit) {
+      std::string c = chunk;
+      c[bit / 8] ^= static_cast<char>(1 << (bit % 8));
+      CheckCorrupt(c);
+      if (HasFatalFailure()) return;
+    }
+    // Random multi-byte damage.
+    for (int i = 0; i < 500; ++i) {
+      std::string c = chunk;
+      int flips = 1 + static_cast<int>(rng() % 4);
+      for (int f = 0; f < flips; ++f) c[rng() % c.size()] = static_cast<char>(rng());
+      CheckCorrupt(c);
+      if (HasFatalFailure()) return;
+    }
+  }
+  // Random garbage of every small length.
+  for (int i = 0; i < 3000; ++i) {
+    std::string c(rng() % 40, '\0');
+    for (char& ch : c) ch = static_cast<char>(rng());
+    if (!c.empty() && rng() % 2) c[0] = 1;  // get past the version byte
+    CheckCorrupt(c);
+    if (HasFatalFailure()) return;
+  }
+}
+
+// Builds a header by hand: version 1, n, zigzag min, span, encodings, ts_len.
+std::string Header(uint64_t n, int64_t min_t, uint64_t span, uint8_t ts_enc, uint8_t val_enc,
+                   uint64_t ts_len) {
+  std::string h(1, '\x01');
+  internal::PutVarint64(&h, n);
+  internal::PutVarint64(&h, internal::ZigZagEncode(min_t));
+  internal::PutVarint64(&h, span);
+  h.push_back(static_cast<char>(ts_enc));
+  h.push_back(static_cast<char>(val_enc));
+  internal::PutVarint64(&h, ts_len);
+  return h;
+}
+
+void ExpectDataLoss(const std::string& bytes, std::string_view what) {
+  Decoded d = Decode(bytes);
+  EXPECT_EQ(d.status.code(), absl::StatusCode::kDataLoss) << what << ": " << d.status;
+  EXPECT_NE(d.status.message().find(std::string(what)), std::string::npos) << d.status;
+}
+
+TEST(ChunkTest, HeaderFieldsAreCheckedAgainstLimits) {
+  const std::string eight(8, '\0');
+  // Sanity: the hand-built header decodes when it is right.
+  Decoded ok = Decode(Header(3, 10, 20, 2, 2, 0) + eight);
+  ASSERT_TRUE(ok.status.ok()) << ok.status;
+  EXPECT_EQ(ok.samples, (std::vector<Sample>{{10, 0}, {20, 0}, {30, 0}}));
+
+  std::string v2 = Header(3, 10, 20, 2, 2, 0) + eight;
+  v2[0] = 2;
+  ExpectDataLoss(v2, "version");
+  ExpectDataLoss(Header(0, 10, 0, 2, 2, 0) + eight, "sample count");
+  ExpectDataLoss(Header(kMaxSamplesPerChunk + 1, 10, 1 << 20, 2, 2, 0) + eight, "sample count");
+  ExpectDataLoss(Header(3, 10, 20, 3, 2, 0) + eight, "unknown timestamp encoding");
+  ExpectDataLoss(Header(3, 10, 20, 2, 0, 0) + eight, "unknown value encoding");
+  ExpectDataLoss(Header(3, kMax - 5, 20, 2, 2, 0) + eight, "overflows");
+  ExpectDataLoss(Header(3, 10, 1, 2, 2, 0) + eight, "span too short");
+  ExpectDataLoss(Header(1, 10, 1, 2, 2, 0) + eight, "one sample");
+  ExpectDataLoss(Header(3, 10, 21, 2, 2, 0) + eight, "irregular");
+  ExpectDataLoss(Header(3, 10, 20, 2, 2, 1) + eight, "not empty");
+  ExpectDataLoss(Header(3, 10, 20, 1, 2, 100) + eight, "past the end");
+  ExpectDataLoss(Header(3, 10, 20, 2, 2, 0) + eight + "x", "8 bytes");
+  ExpectDataLoss(Header(3, 10, 20, 2, 1, 0) + eight, "value column too short");
+  // An over-long varint.
+  ExpectDataLoss(std::string("\x01\xff\xff\xff\xff\xff\xff\xff\xff\xff\x7f", 11), "sample count");
+}
+
+TEST(ChunkTest, CorruptColumnsAreDataLoss) {
+  // A '10' (reuse window) before any window was set.
+  std::string col;
+  {
+    internal::BitWriter w(&col);
+    w.WriteBits(0, 64);
+    w.WriteBits(0b10, 2);
+    w.WriteBits(0, 6);
+    w.Finish();
+  }
+  ExpectDataLoss(Header(2, 0, 1, 2, 1, 0) + col, "reused before");
+  // A window of 40 leading + 40 meaningful bits.
+  col.clear();
+  {
+    internal::BitWriter w(&col);
+    w.WriteBits(0, 64);
+    w.WriteBits(0b11, 2);
+    w.WriteBits(40, 6);
+    w.WriteBits(39, 6);
+    w.WriteBits(0, 40);
+    w.Finish();
+  }
+  ExpectDataLoss(Header(2, 0, 1, 2, 1, 0) + col, "wider than 64");
+  // Delta-of-delta whose timestamps stop before the max time: deltas 1, 1 but span 5.
+  std::string ts;
+  {
+    internal::BitWriter w(&ts);
+    w.WriteBits(0b10, 2);
+    w.WriteBits(1, 5);
+    w.WriteBit(false);
+    w.Finish();
+  }
+  ExpectDataLoss(Header(3, 0, 5, 1, 2, ts.size()) + ts + std::string(8, '\0'), "max time");
+  // A zero delta (timestamps not increasing): dod = 0 from d[0] = 0, span 2 for 3 samples.
+  ts.clear();
+  {
+    internal::BitWriter w(&ts);
+    w.WriteBit(false);
+    w.WriteBit(false);
+    w.Finish();
+  }
+  ExpectDataLoss(Header(3, 0, 2, 1, 2, ts.size()) + ts + std::string(8, '\0'), "not increasing");
+  // Delta beyond the max time.
+  ts.clear();
+  {
+    internal::BitWriter w(&ts);
+    w.WriteBits(0b110, 3);
+    w.WriteBits(60, 12);
+    w.WriteBit(false);
+    w.Finish();
+  }
+  ExpectDataLoss(Header(3, 0, 5, 1, 2, ts.size()) + ts + std::string(8, '\0'), "not increasing");
+}
+
+TEST(BitStreamTest, WidthsRoundTrip) {
+  std::mt19937_64 rng(3);
+  std::vector<std::pair<uint64_t, int>> written;
+  std::string buf;
+  internal::BitWriter w(&buf);
+  for (int i = 0; i < 5000; ++i) {
+    int n = static_cast<int>(rng() % 65);
+    uint64_t v = n == 64 ? rng() : (rng() & ((uint64_t{1} << n) - 1));
+    w.WriteBits(v, n);
+    written.push_back({v, n});
+  }
+  w.Finish();
+  internal::BitReader r(buf);
+  for (auto [v, n] : written) {
+    uint64_t got;
+    ASSERT_TRUE(r.ReadBits(n, &got));
+    ASSERT_EQ(got, v) << n;
+  }
+  EXPECT_LT(r.remaining_bits(), 8u);
+  uint64_t got;
+  EXPECT_FALSE(r.ReadBits(8, &got));
+}
+
+TEST(BitStreamTest, VarintsAndZigZag) {
+  for (int64_t v : {kMin, kMin + 1, int64_t{-1}, int64_t{0}, int64_t{1}, kT0, kMax}) {
+    EXPECT_EQ(internal::ZigZagDecode(internal::ZigZagEncode(v)), v);
+    std::string buf;
+    internal::PutVarint64(&buf, internal::ZigZagEncode(v));
+    std::string_view in = buf;
+    uint64_t got;
+    ASSERT_TRUE(internal::GetVarint64(&in, &got));
+    EXPECT_TRUE(in.empty());
+    EXPECT_EQ(internal::ZigZagDecode(got), v);
+    std::string_view cut(buf.data(), buf.size() - 1);
+    EXPECT_FALSE(internal::GetVarint64(&cut, &got));
+  }
+  EXPECT_EQ(internal::ZigZagEncode(-1), 1u);
+  EXPECT_EQ(internal::ZigZagEncode(1), 2u);
+}
+
+}  // namespace
+}  // namespace tidemark
