@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "absl/status/status.h"
 #include "storage/labels.h"
@@ -25,6 +26,9 @@ enum class RejectReason : uint8_t {
 };
 std::string_view RejectReasonName(RejectReason reason);  // "out_of_order", ... for metrics
 RejectReason RejectReasonOf(const absl::Status& status);
+// InvalidArgument whose message starts with the reason's Prometheus message (then ": detail"
+// when `detail` is not empty), carrying `reason` for RejectReasonOf.
+absl::Status StatusOf(RejectReason reason, std::string_view detail = {});
 
 class Appender {
  public:

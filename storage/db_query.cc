@@ -1,0 +1,279 @@
+// DBImpl's read path: queriers over sealed chunks and the head.
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "rocksdb/db.h"
+#include "storage/chunk.h"
+#include "storage/db_impl.h"
+#include "storage/index.h"
+#include "storage/keys.h"
+
+namespace tidemark::internal {
+namespace {
+
+std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
+
+bool StartsWith(const rocksdb::Slice& key, std::string_view prefix) {
+  return key.size() >= prefix.size() && std::string_view(key.data(), prefix.size()) == prefix;
+}
+
+// One series' samples in [mint, maxt]: its sealed chunks, then its head samples newer than the
+// last sealed one (a seal between copying the head and reading the chunks shows a sample in
+// both; it is returned once).
+class SeriesIterator : public SampleIterator {
+ public:
+  SeriesIterator(std::vector<std::string> chunks, std::vector<Sample> head, int64_t mint,
+                 int64_t maxt)
+      : chunks_(std::move(chunks)), head_(std::move(head)), mint_(mint), maxt_(maxt) {}
+
+  bool Next() override {
+    while (NextRaw()) {
+      if (cur_.t < mint_) continue;
+      if (cur_.t > maxt_) break;
+      valid_ = true;
+      return true;
+    }
+    valid_ = false;
+    done_ = true;
+    return false;
+  }
+
+  bool Seek(int64_t t) override {
+    if (valid_ && cur_.t >= t) return true;
+    if (done_) return false;
+    while (Next()) {
+      if (cur_.t >= t) return true;
+    }
+    return false;
+  }
+
+  Sample At() const override { return cur_; }
+  absl::Status status() const override { return status_; }
+
+ private:
+  bool NextRaw() {
+    while (chunk_ < chunks_.size()) {
+      if (!chunk_open_) {
+        it_.Reset(chunks_[chunk_]);
+        chunk_open_ = true;
+      }
+      if (it_.Next()) {
+        Sample s = it_.At();
+        if (started_ && s.t <= cur_.t) continue;
+        cur_ = s;
+        started_ = true;
+        return true;
+      }
+      if (!it_.status().ok()) {
+        status_ = it_.status();
+        chunk_ = chunks_.size();
+        head_pos_ = head_.size();
+        return false;
+      }
+      ++chunk_;
+      chunk_open_ = false;
+    }
+    while (head_pos_ < head_.size()) {
+      Sample s = head_[head_pos_++];
+      if (started_ && s.t <= cur_.t) continue;
+      cur_ = s;
+      started_ = true;
+      return true;
+    }
+    return false;
+  }
+
+  std::vector<std::string> chunks_;
+  std::vector<Sample> head_;
+  const int64_t mint_, maxt_;
+  size_t chunk_ = 0, head_pos_ = 0;
+  bool chunk_open_ = false, started_ = false, valid_ = false, done_ = false;
+  ChunkIterator it_;
+  Sample cur_;
+  absl::Status status_;
+};
+
+class EmptyQuerier : public Querier {
+ public:
+  absl::StatusOr<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers,
+                                             const SelectHints&) override {
+    bool selective = std::any_of(matchers.begin(), matchers.end(),
+                                 [](const LabelMatcher& m) { return !m.MatchesEmpty(); });
+    if (!selective) {
+      return absl::InvalidArgumentError(
+          "vector selector must contain at least one non-empty matcher");
+    }
+    return std::vector<Series>{};
+  }
+  absl::StatusOr<std::vector<std::string>> LabelNames(const std::vector<LabelMatcher>&) override {
+    return std::vector<std::string>{};
+  }
+  absl::StatusOr<std::vector<std::string>> LabelValues(const std::string&,
+                                                       const std::vector<LabelMatcher>&) override {
+    return std::vector<std::string>{};
+  }
+};
+
+class QuerierImpl : public Querier {
+ public:
+  QuerierImpl(DBImpl* db, uint32_t tenant, int64_t mint, int64_t maxt)
+      : db_(db), tenant_(tenant), mint_(mint), maxt_(maxt) {}
+
+  absl::StatusOr<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers,
+                                             const SelectHints&) override {
+    auto selected = SelectLabels(matchers);
+    if (!selected.ok()) return selected.status();
+    std::vector<Series> result;
+    for (auto& [id, labels] : *selected) {
+      auto samples = LoadSamples(id, labels);
+      if (!samples.ok()) return samples.status();
+      if (*samples == nullptr) continue;
+      result.push_back(Series{std::move(labels), *std::move(samples)});
+    }
+    std::sort(result.begin(), result.end(),
+              [](const Series& a, const Series& b) { return a.labels < b.labels; });
+    return result;
+  }
+
+  absl::StatusOr<std::vector<std::string>> LabelNames(
+      const std::vector<LabelMatcher>& matchers) override {
+    if (db_->closed()) return absl::FailedPreconditionError("database is closed");
+    if (matchers.empty()) return PostingNames(Source(), tenant_, mint_, maxt_);
+    auto selected = SelectLabels(matchers);
+    if (!selected.ok()) return selected.status();
+    std::vector<std::string> names;
+    for (const auto& [id, labels] : *selected) {
+      for (const Label& l : labels) names.push_back(l.name);
+    }
+    std::sort(names.begin(), names.end());
+    names.erase(std::unique(names.begin(), names.end()), names.end());
+    return names;
+  }
+
+  absl::StatusOr<std::vector<std::string>> LabelValues(
+      const std::string& name, const std::vector<LabelMatcher>& matchers) override {
+    if (db_->closed()) return absl::FailedPreconditionError("database is closed");
+    if (matchers.empty()) return PostingValues(Source(), tenant_, mint_, maxt_, name);
+    auto selected = SelectLabels(matchers);
+    if (!selected.ok()) return selected.status();
+    std::vector<std::string> values;
+    for (const auto& [id, labels] : *selected) {
+      std::string_view v = labels.Get(name);
+      if (!v.empty()) values.emplace_back(v);
+    }
+    std::sort(values.begin(), values.end());
+    values.erase(std::unique(values.begin(), values.end()), values.end());
+    return values;
+  }
+
+ private:
+  PostingsSource Source() { return PostingsSource{db_->rocks(), db_->postings_cf()}; }
+
+  // Ids and labels of the series with postings in range that match every matcher.
+  absl::StatusOr<std::vector<std::pair<uint64_t, Labels>>> SelectLabels(
+      const std::vector<LabelMatcher>& matchers) {
+    if (db_->closed()) return absl::FailedPreconditionError("database is closed");
+    auto ids = SelectPostings(Source(), tenant_, mint_, maxt_, matchers);
+    if (!ids.ok()) return ids.status();
+    std::vector<std::pair<uint64_t, Labels>> out;
+    std::string bytes;
+    for (uint64_t id : *ids) {
+      rocksdb::Status s = db_->rocks()->Get(rocksdb::ReadOptions(), db_->series_cf(),
+                                            SeriesByIdKey(tenant_, id), &bytes);
+      if (s.IsNotFound()) continue;
+      if (!s.ok()) {
+        return absl::InternalError(
+            absl::StrCat("read labels of series ", id, ": ", s.ToString()));
+      }
+      auto labels = DecodeLabels(bytes);
+      if (!labels.ok()) {
+        return absl::DataLossError(
+            absl::StrCat("labels of series ", id, ": ", labels.status().message()));
+      }
+      bool match = std::all_of(matchers.begin(), matchers.end(), [&](const LabelMatcher& m) {
+        return m.Matches(labels->Get(m.name()));
+      });
+      if (match) out.emplace_back(id, *std::move(labels));
+    }
+    return out;
+  }
+
+  // The series' samples in range, or nullptr when it has none there.
+  absl::StatusOr<std::unique_ptr<SampleIterator>> LoadSamples(uint64_t id, const Labels& labels) {
+    // Copy the head first, then read the chunks: a concurrent seal writes its chunk before the
+    // samples leave the head, so nothing falls between the two.
+    std::vector<Sample> head;
+    if (MemSeries* s = db_->FindHeadSeries(tenant_, labels); s != nullptr) {
+      Head::Shard& shard = db_->head().ShardFor(Head::Key(tenant_, labels));
+      absl::MutexLock lock(&shard.mu);
+      for (const Sample& sample : s->open) {
+        if (sample.t >= mint_ && sample.t <= maxt_) head.push_back(sample);
+      }
+    }
+    std::vector<std::string> chunks;
+    bool chunk_in_range = false;
+    const std::string prefix = ChunkSeriesPrefix(tenant_, id);
+    std::unique_ptr<rocksdb::Iterator> it(
+        db_->rocks()->NewIterator(rocksdb::ReadOptions(), db_->chunks_cf()));
+    it->SeekForPrev(ChunkKey(tenant_, id, mint_));
+    if (!it->Valid() || !StartsWith(it->key(), prefix)) it->Seek(prefix);
+    for (; it->Valid() && StartsWith(it->key(), prefix); it->Next()) {
+      if (it->key().size() != kChunkKeySize) continue;
+      if (ChunkKeyStart(View(it->key())) > maxt_) break;
+      auto info = ReadChunkInfo(View(it->value()));
+      if (!info.ok()) {
+        return absl::DataLossError(absl::StrCat("chunk of series ", id, " (",
+                                                it->value().size(),
+                                                " bytes): ", info.status().message()));
+      }
+      if (info->max_time_ms < mint_) continue;
+      chunks.emplace_back(View(it->value()));
+      if (!chunk_in_range) {
+        ChunkIterator probe(chunks.back());
+        chunk_in_range = probe.Seek(mint_) && probe.At().t <= maxt_;
+        if (!probe.status().ok()) {
+          return absl::DataLossError(absl::StrCat("chunk of series ", id, ": ",
+                                                  probe.status().message()));
+        }
+      }
+    }
+    if (!it->status().ok()) {
+      return absl::InternalError(absl::StrCat("read chunks: ", it->status().ToString()));
+    }
+    if (head.empty() && !chunk_in_range) return nullptr;
+    return std::unique_ptr<SampleIterator>(
+        std::make_unique<SeriesIterator>(std::move(chunks), std::move(head), mint_, maxt_));
+  }
+
+  DBImpl* const db_;
+  const uint32_t tenant_;
+  const int64_t mint_, maxt_;
+};
+
+class TenantQueryable : public Queryable {
+ public:
+  TenantQueryable(DBImpl* db, std::string_view tenant) : db_(db), tenant_(tenant) {}
+  absl::StatusOr<std::unique_ptr<Querier>> NewQuerier(int64_t mint_ms, int64_t maxt_ms) override {
+    return db_->NewQuerier(tenant_, mint_ms, maxt_ms);
+  }
+
+ private:
+  DBImpl* const db_;
+  const std::string tenant_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<Querier>> DBImpl::NewQuerier(std::string_view tenant,
+                                                            int64_t mint_ms, int64_t maxt_ms) {
+  if (closed_.load()) return absl::FailedPreconditionError("database is closed");
+  std::optional<uint32_t> id = FindTenant(tenant);
+  if (!id.has_value()) return std::unique_ptr<Querier>(std::make_unique<EmptyQuerier>());
+  return std::unique_ptr<Querier>(std::make_unique<QuerierImpl>(this, *id, mint_ms, maxt_ms));
+}
+
+std::unique_ptr<Queryable> DBImpl::ForTenant(std::string_view tenant) {
+  return std::make_unique<TenantQueryable>(this, tenant);
+}
+
+}  // namespace tidemark::internal

@@ -1,0 +1,102 @@
+// Key and value encodings of Tidemark's RocksDB column families (internal to storage/).
+//
+// Byte layouts are documented in storage/FORMAT.md ("Keys and values"); every function here
+// appends to the caller's buffer or decodes from a string_view and validates what it reads.
+// Stateless; thread-safe.
+#ifndef TIDEMARK_STORAGE_KEYS_H_
+#define TIDEMARK_STORAGE_KEYS_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "storage/labels.h"
+#include "storage/sample.h"
+
+namespace tidemark::internal {
+
+inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr int64_t kMsPerDay = 24LL * 3600 * 1000;
+
+// Column family names.
+inline constexpr char kMetaCF[] = "meta";
+inline constexpr char kSeriesCF[] = "series";
+inline constexpr char kPostingsCF[] = "postings";
+inline constexpr char kChunksCF[] = "chunks";
+inline constexpr char kWalCF[] = "wal";
+
+// Meta keys.
+inline constexpr char kMetaFormatVersion[] = "format_version";
+inline constexpr char kMetaNextSeriesId[] = "next_series_id";
+inline constexpr char kMetaNextTenantId[] = "next_tenant_id";
+inline constexpr char kMetaTenantPrefix[] = "tenant:";
+
+// Fixed-width big-endian integers.
+void PutU32BE(std::string* out, uint32_t v);
+void PutU64BE(std::string* out, uint64_t v);
+uint32_t GetU32BE(std::string_view in);  // in.size() >= 4
+uint64_t GetU64BE(std::string_view in);  // in.size() >= 8
+// Signed integers with the sign bit flipped, so that byte order is numeric order.
+void PutI64Ordered(std::string* out, int64_t v);
+int64_t GetI64Ordered(std::string_view in);
+void PutI32Ordered(std::string* out, int32_t v);
+int32_t GetI32Ordered(std::string_view in);
+
+// LEB128 unsigned varints. GetVarint advances `in`; false on truncation or overlong input.
+void PutVarint(std::string* out, uint64_t v);
+bool GetVarint(std::string_view* in, uint64_t* v);
+
+// The day partition of a timestamp: floor(t / 86400000).
+int32_t DayOf(int64_t t_ms);
+
+// Labels as bytes: for each label, varint(len(name)) name varint(len(value)) value.
+void EncodeLabels(const Labels& labels, std::string* out);
+absl::StatusOr<Labels> DecodeLabels(std::string_view in);
+
+// series CF.
+std::string SeriesByLabelsKey(uint32_t tenant, const Labels& labels);
+std::string SeriesByIdKey(uint32_t tenant, uint64_t series_id);
+
+// postings CF: tenant | day | name \0 value \0 | series id.
+std::string PostingsDayPrefix(uint32_t tenant, int32_t day);
+std::string PostingsNamePrefix(uint32_t tenant, int32_t day, std::string_view name);
+std::string PostingsValuePrefix(uint32_t tenant, int32_t day, std::string_view name,
+                                std::string_view value);
+std::string PostingKey(uint32_t tenant, int32_t day, std::string_view name,
+                       std::string_view value, uint64_t series_id);
+struct ParsedPosting {
+  uint32_t tenant = 0;
+  int32_t day = 0;
+  std::string_view name;
+  std::string_view value;
+  uint64_t series_id = 0;
+};
+bool ParsePostingKey(std::string_view key, ParsedPosting* out);
+
+// chunks CF: tenant | series id | start time (ordered).
+std::string ChunkSeriesPrefix(uint32_t tenant, uint64_t series_id);
+std::string ChunkKey(uint32_t tenant, uint64_t series_id, int64_t start_ms);
+inline constexpr size_t kChunkKeySize = 4 + 8 + 8;
+// Start time of a chunk key (key.size() == kChunkKeySize).
+inline int64_t ChunkKeyStart(std::string_view key) { return GetI64Ordered(key.substr(12)); }
+
+// wal CF: 8-byte big-endian sequence number.
+std::string WalKey(uint64_t seq);
+
+// One WAL record: the samples of one commit.
+struct WalEntry {
+  uint32_t tenant = 0;
+  uint64_t series_id = 0;
+  bool has_labels = false;  // set when the commit created the series
+  Labels labels;
+  std::vector<Sample> samples;
+};
+void EncodeWalRecord(const std::vector<WalEntry>& entries, std::string* out);
+absl::StatusOr<std::vector<WalEntry>> DecodeWalRecord(std::string_view in);
+
+}  // namespace tidemark::internal
+
+#endif  // TIDEMARK_STORAGE_KEYS_H_

@@ -1,0 +1,488 @@
+#include "storage/db.h"
+
+#include <gtest/gtest.h>
+
+#include <bit>
+#include <filesystem>
+#include <limits>
+#include <map>
+#include <thread>
+
+#include "rocksdb/db.h"
+#include "storage/db_impl.h"
+#include "storage/keys.h"
+
+namespace tidemark {
+namespace {
+
+constexpr int64_t kDay = 24LL * 3600 * 1000;
+
+class DBTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = std::filesystem::temp_directory_path() /
+           ("tidemark_db_test_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(dir_);
+    options_.path = dir_.string();
+    options_.max_samples_per_chunk = 10;
+    options_.retention_ms = 0;
+  }
+  void TearDown() override {
+    db_.reset();
+    std::filesystem::remove_all(dir_);
+  }
+
+  void OpenDB() {
+    auto db = DB::Open(options_);
+    ASSERT_TRUE(db.ok()) << db.status();
+    db_ = *std::move(db);
+  }
+  void Crash() {
+    static_cast<internal::DBImpl*>(db_.get())->SimulateCrashForTesting();
+    db_.reset();
+  }
+
+  absl::Status AppendAll(std::string_view tenant, const Labels& l,
+                         const std::vector<Sample>& samples) {
+    auto app = db_->NewAppender(tenant);
+    for (const Sample& s : samples) {
+      absl::Status st = app->Append(l, s.t, s.v);
+      if (!st.ok()) return st;
+    }
+    return app->Commit();
+  }
+
+  // Series (by ToString) -> samples, for matchers over [mint, maxt].
+  std::map<std::string, std::vector<Sample>> Query(std::string_view tenant,
+                                                   const std::vector<LabelMatcher>& matchers,
+                                                   int64_t mint = std::numeric_limits<int64_t>::min(),
+                                                   int64_t maxt = std::numeric_limits<int64_t>::max()) {
+    std::map<std::string, std::vector<Sample>> out;
+    auto q = db_->NewQuerier(tenant, mint, maxt);
+    EXPECT_TRUE(q.ok()) << q.status();
+    if (!q.ok()) return out;
+    auto series = (*q)->Select(matchers, SelectHints{mint, maxt});
+    EXPECT_TRUE(series.ok()) << series.status();
+    if (!series.ok()) return out;
+    for (Series& s : *series) {
+      auto& v = out[s.labels.ToString()];
+      while (s.samples->Next()) v.push_back(s.samples->At());
+      EXPECT_TRUE(s.samples->status().ok()) << s.samples->status();
+    }
+    return out;
+  }
+
+  static LabelMatcher M(MatchType type, std::string name, std::string value) {
+    auto m = LabelMatcher::Create(type, std::move(name), std::move(value));
+    EXPECT_TRUE(m.ok()) << m.status();
+    return *std::move(m);
+  }
+  static LabelMatcher Name(std::string name) {
+    return M(MatchType::kEqual, std::string(kMetricNameLabel), std::move(name));
+  }
+
+  static std::vector<Sample> Range(int64_t from, int64_t to, int64_t step) {
+    std::vector<Sample> s;
+    for (int64_t t = from; t <= to; t += step) s.push_back({t, static_cast<double>(t) / 7});
+    return s;
+  }
+
+  std::filesystem::path dir_;
+  Options options_;
+  std::unique_ptr<DB> db_;
+};
+
+TEST_F(DBTest, RoundTripAcrossSealedChunksAndHead) {
+  OpenDB();
+  Labels l = Labels::FromUnsorted({{"__name__", "up"}, {"job", "a"}});
+  std::vector<Sample> all = Range(-50000, 300000, 10000);  // 36 samples, negative times too
+  for (size_t i = 0; i < all.size(); i += 7) {
+    std::vector<Sample> part(all.begin() + i, all.begin() + std::min(all.size(), i + 7));
+    ASSERT_TRUE(AppendAll("t", l, part).ok());
+  }
+  Stats stats = db_->GetStats();
+  EXPECT_EQ(stats.samples_appended, 36);
+  EXPECT_EQ(stats.chunks_sealed, 3);
+  EXPECT_EQ(stats.head_samples, 6);
+  EXPECT_EQ(stats.active_series, 1);
+  EXPECT_EQ(stats.min_time_ms, -50000);
+  EXPECT_EQ(stats.max_time_ms, 300000);
+
+  auto got = Query("t", {Name("up")});
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got.begin()->second, all);
+  // A sub-range that starts inside one sealed chunk and ends in the head.
+  got = Query("t", {Name("up")}, 45000, 295000);
+  std::vector<Sample> want(all.begin() + 10, all.begin() + 35);
+  EXPECT_EQ(got.begin()->second, want);
+  // A range with no samples drops the series.
+  EXPECT_TRUE(Query("t", {Name("up")}, 1000, 9000).empty());
+  EXPECT_TRUE(Query("t", {Name("up")}, 400000, 500000).empty());
+
+  // Seek never goes backwards and lands on the first sample >= t.
+  auto q = db_->NewQuerier("t", 0, 1000000);
+  ASSERT_TRUE(q.ok());
+  auto series = (*q)->Select({Name("up")}, {});
+  ASSERT_TRUE(series.ok());
+  ASSERT_EQ(series->size(), 1u);
+  auto& it = (*series)[0].samples;
+  ASSERT_TRUE(it->Seek(155000));
+  EXPECT_EQ(it->At().t, 160000);
+  ASSERT_TRUE(it->Seek(100));
+  EXPECT_EQ(it->At().t, 160000);
+  EXPECT_FALSE(it->Seek(300001));
+
+  ASSERT_TRUE(db_->Close().ok());
+  db_.reset();
+  OpenDB();
+  got = Query("t", {Name("up")});
+  EXPECT_EQ(got.begin()->second, all);
+}
+
+TEST_F(DBTest, OutOfOrderAndDuplicateRejectedWithReasons) {
+  OpenDB();
+  Labels l = Labels::FromUnsorted({{"__name__", "m"}});
+  ASSERT_TRUE(AppendAll("t", l, {{100, 1}, {200, 2}}).ok());
+
+  auto app = db_->NewAppender("t");
+  absl::Status st = app->Append(l, 150, 1);
+  EXPECT_EQ(RejectReasonOf(st), RejectReason::kOutOfOrder) << st;
+  EXPECT_TRUE(absl::IsInvalidArgument(st));
+  EXPECT_EQ(st.message().substr(0, 19), "out of order sample");
+  st = app->Append(l, 200, 3);
+  EXPECT_EQ(RejectReasonOf(st), RejectReason::kDuplicate) << st;
+  EXPECT_EQ(st.message().substr(0, 30), "duplicate sample for timestamp");
+  // The same sample again is accepted and ignored.
+  EXPECT_TRUE(app->Append(l, 200, 2).ok());
+  EXPECT_EQ(app->pending(), 0u);
+  // Within one appender too.
+  ASSERT_TRUE(app->Append(l, 300, 3).ok());
+  EXPECT_EQ(RejectReasonOf(app->Append(l, 250, 3)), RejectReason::kOutOfOrder);
+  EXPECT_EQ(RejectReasonOf(app->Append(l, 300, 4)), RejectReason::kDuplicate);
+  EXPECT_TRUE(app->Append(l, 300, 3).ok());
+  EXPECT_EQ(app->pending(), 1u);
+  ASSERT_TRUE(app->Commit().ok());
+  EXPECT_EQ(RejectReasonOf(absl::InvalidArgumentError("x")), RejectReason::kNone);
+  EXPECT_EQ(RejectReasonName(RejectReason::kOutOfOrder), "out_of_order");
+
+  // Invalid labels.
+  st = app->Append(Labels::FromSortedUnchecked({{"b", "1"}, {"a", "1"}}), 1, 1);
+  EXPECT_EQ(RejectReasonOf(st), RejectReason::kInvalidLabels) << st;
+
+  auto got = Query("t", {Name("m")});
+  EXPECT_EQ(got.begin()->second, (std::vector<Sample>{{100, 1}, {200, 2}, {300, 3}}));
+}
+
+TEST_F(DBTest, CommitIsAllOrNothing) {
+  OpenDB();
+  Labels x = Labels::FromUnsorted({{"__name__", "x"}});
+  Labels y = Labels::FromUnsorted({{"__name__", "y"}});
+  auto first = db_->NewAppender("t");
+  ASSERT_TRUE(first->Append(y, 10, 1).ok());
+  ASSERT_TRUE(first->Append(x, 10, 1).ok());
+  // Another appender commits a newer sample of x in between.
+  ASSERT_TRUE(AppendAll("t", x, {{20, 2}}).ok());
+  absl::Status st = first->Commit();
+  EXPECT_EQ(RejectReasonOf(st), RejectReason::kOutOfOrder) << st;
+  EXPECT_EQ(first->pending(), 0u);
+  EXPECT_TRUE(Query("t", {Name("y")}).empty());
+  EXPECT_EQ(Query("t", {Name("x")}).begin()->second, (std::vector<Sample>{{20, 2}}));
+  // The rejected commit left no trace after a restart either.
+  Crash();
+  OpenDB();
+  EXPECT_TRUE(Query("t", {Name("y")}).empty());
+  EXPECT_EQ(Query("t", {Name("x")}).begin()->second, (std::vector<Sample>{{20, 2}}));
+}
+
+TEST_F(DBTest, TenantsAreIsolated) {
+  OpenDB();
+  Labels l = Labels::FromUnsorted({{"__name__", "up"}, {"job", "j"}});
+  ASSERT_TRUE(AppendAll("a", l, {{1000, 1}}).ok());
+  ASSERT_TRUE(AppendAll("b", l, {{1000, 2}}).ok());
+  // The same timestamp with another value is no duplicate across tenants.
+  EXPECT_EQ(Query("a", {Name("up")}).begin()->second, (std::vector<Sample>{{1000, 1}}));
+  EXPECT_EQ(Query("b", {Name("up")}).begin()->second, (std::vector<Sample>{{1000, 2}}));
+  ASSERT_TRUE(AppendAll("b", Labels::FromUnsorted({{"__name__", "only_b"}}), {{1000, 3}}).ok());
+  EXPECT_TRUE(Query("a", {Name("only_b")}).empty());
+  EXPECT_TRUE(Query("nobody", {Name("up")}).empty());
+  auto q = db_->NewQuerier("a", 0, 2000);
+  ASSERT_TRUE(q.ok());
+  auto names = (*q)->LabelValues("__name__", {});
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(*names, (std::vector<std::string>{"up"}));
+  EXPECT_EQ(db_->GetStats().tenants, 2);
+  // Queryable for the engine.
+  auto qb = db_->ForTenant("b")->NewQuerier(0, 2000);
+  ASSERT_TRUE(qb.ok());
+  auto sb = (*qb)->Select({M(MatchType::kRegexMatch, "__name__", ".+")}, {});
+  ASSERT_TRUE(sb.ok());
+  EXPECT_EQ(sb->size(), 2u);
+  // Tenant ids survive a restart, and a tenant created afterwards gets a fresh one.
+  Crash();
+  OpenDB();
+  ASSERT_TRUE(AppendAll("c", l, {{1000, 7}}).ok());
+  EXPECT_EQ(Query("a", {Name("up")}).begin()->second, (std::vector<Sample>{{1000, 1}}));
+  EXPECT_EQ(Query("b", {Name("up")}).begin()->second, (std::vector<Sample>{{1000, 2}}));
+  EXPECT_EQ(Query("c", {Name("up")}).begin()->second, (std::vector<Sample>{{1000, 7}}));
+  EXPECT_TRUE(Query("c", {Name("only_b")}).empty());
+}
+
+TEST_F(DBTest, MatchersIncludingRegexNegativeAndEmpty) {
+  OpenDB();
+  auto add = [&](std::initializer_list<std::pair<std::string_view, std::string_view>> l) {
+    ASSERT_TRUE(AppendAll("t", Labels::FromUnsorted(l), {{1000, 1}}).ok());
+  };
+  add({{"__name__", "a"}, {"job", "x"}, {"inst", "1"}});
+  add({{"__name__", "a"}, {"job", "y"}, {"inst", "2"}});
+  add({{"__name__", "a"}, {"job", "x"}, {"inst", "3"}, {"env", "prod"}});
+  add({{"__name__", "b"}, {"job", "x"}});
+  auto keys = [](const std::map<std::string, std::vector<Sample>>& m) {
+    std::vector<std::string> k;
+    for (const auto& [name, s] : m) k.push_back(name);
+    return k;
+  };
+  using V = std::vector<std::string>;
+  EXPECT_EQ(keys(Query("t", {Name("a"), M(MatchType::kEqual, "job", "x")})),
+            (V{"a{env=\"prod\", inst=\"3\", job=\"x\"}", "a{inst=\"1\", job=\"x\"}"}));
+  EXPECT_EQ(keys(Query("t", {Name("a"), M(MatchType::kNotEqual, "job", "x")})),
+            (V{"a{inst=\"2\", job=\"y\"}"}));
+  EXPECT_EQ(keys(Query("t", {M(MatchType::kRegexMatch, "inst", "[12]")})),
+            (V{"a{inst=\"1\", job=\"x\"}", "a{inst=\"2\", job=\"y\"}"}));
+  // Fully anchored: "1" does not match "[0-9]" partially.
+  EXPECT_EQ(keys(Query("t", {M(MatchType::kRegexMatch, "job", "x|y"),
+                             M(MatchType::kRegexNoMatch, "inst", "1|2")})),
+            (V{"a{env=\"prod\", inst=\"3\", job=\"x\"}", "b{job=\"x\"}"}));
+  // Empty-matching matchers select series without the label.
+  EXPECT_EQ(keys(Query("t", {Name("a"), M(MatchType::kEqual, "env", "")})),
+            (V{"a{inst=\"1\", job=\"x\"}", "a{inst=\"2\", job=\"y\"}"}));
+  EXPECT_EQ(keys(Query("t", {M(MatchType::kEqual, "job", "x"), M(MatchType::kRegexMatch, "env", "prod|")})),
+            (V{"a{env=\"prod\", inst=\"3\", job=\"x\"}", "a{inst=\"1\", job=\"x\"}", "b{job=\"x\"}"}));
+  EXPECT_EQ(keys(Query("t", {M(MatchType::kEqual, "job", "x"), M(MatchType::kNotEqual, "env", "prod")})),
+            (V{"a{inst=\"1\", job=\"x\"}", "b{job=\"x\"}"}));
+  EXPECT_TRUE(Query("t", {Name("a"), M(MatchType::kEqual, "job", "z")}).empty());
+  // Only empty-matching matchers: an error, as in Prometheus.
+  auto q = db_->NewQuerier("t", 0, 2000);
+  ASSERT_TRUE(q.ok());
+  auto bad = (*q)->Select({M(MatchType::kRegexMatch, "job", ".*")}, {});
+  EXPECT_TRUE(absl::IsInvalidArgument(bad.status())) << bad.status();
+
+  // Label names and values, with and without matchers.
+  auto names = (*q)->LabelNames({});
+  ASSERT_TRUE(names.ok()) << names.status();
+  EXPECT_EQ(*names, (V{"__name__", "env", "inst", "job"}));
+  names = (*q)->LabelNames({Name("b")});
+  ASSERT_TRUE(names.ok());
+  EXPECT_EQ(*names, (V{"__name__", "job"}));
+  auto values = (*q)->LabelValues("inst", {});
+  ASSERT_TRUE(values.ok());
+  EXPECT_EQ(*values, (V{"1", "2", "3"}));
+  values = (*q)->LabelValues("inst", {M(MatchType::kEqual, "job", "x")});
+  ASSERT_TRUE(values.ok());
+  EXPECT_EQ(*values, (V{"1", "3"}));
+  values = (*q)->LabelValues("nope", {});
+  ASSERT_TRUE(values.ok());
+  EXPECT_TRUE(values->empty());
+  // Another day's range sees nothing.
+  auto later = db_->NewQuerier("t", 3 * kDay, 4 * kDay);
+  ASSERT_TRUE(later.ok());
+  names = (*later)->LabelNames({});
+  ASSERT_TRUE(names.ok());
+  EXPECT_TRUE(names->empty());
+}
+
+TEST_F(DBTest, WalRecoveryAfterCrash) {
+  options_.sync = SyncPolicy::kNever;  // a process crash is survived either way
+  OpenDB();
+  Labels a = Labels::FromUnsorted({{"__name__", "a"}});
+  Labels b = Labels::FromUnsorted({{"__name__", "b"}, {"x", "y"}});
+  std::vector<Sample> sa = Range(0, 240000, 10000);  // 25 samples: 2 sealed chunks + head
+  std::vector<Sample> sb = Range(5000, 35000, 10000);
+  ASSERT_TRUE(AppendAll("t", a, sa).ok());
+  ASSERT_TRUE(AppendAll("u", b, sb).ok());
+  Crash();
+  OpenDB();
+  EXPECT_EQ(Query("t", {Name("a")}).begin()->second, sa);
+  EXPECT_EQ(Query("u", {Name("b")}).begin()->second, sb);
+  // The head knows the last samples again.
+  auto app = db_->NewAppender("t");
+  EXPECT_EQ(RejectReasonOf(app->Append(a, 240000, 5)), RejectReason::kDuplicate);
+  EXPECT_EQ(RejectReasonOf(app->Append(a, 100, 5)), RejectReason::kOutOfOrder);
+  // New series after recovery get fresh ids.
+  Labels c = Labels::FromUnsorted({{"__name__", "c"}});
+  ASSERT_TRUE(AppendAll("t", c, {{1, 1}}).ok());
+  EXPECT_EQ(Query("t", {Name("c")}).begin()->second, (std::vector<Sample>{{1, 1}}));
+  EXPECT_EQ(Query("t", {Name("a")}).begin()->second, sa);
+}
+
+TEST_F(DBTest, WalRecoveryAfterCompactReleasedWal) {
+  OpenDB();
+  Labels a = Labels::FromUnsorted({{"__name__", "a"}});
+  Labels idle = Labels::FromUnsorted({{"__name__", "idle"}});
+  std::vector<Sample> sa = Range(0, 3 * 3600 * 1000, 60000);  // 181 samples
+  ASSERT_TRUE(AppendAll("t", idle, {{0, 1}, {1000, 2}}).ok());
+  std::vector<Sample> first(sa.begin(), sa.begin() + 95), second(sa.begin() + 95, sa.end());
+  ASSERT_TRUE(AppendAll("t", a, first).ok());
+  int64_t wal_before = db_->GetStats().wal_bytes;
+  ASSERT_TRUE(db_->Compact().ok());
+  Stats stats = db_->GetStats();
+  // The idle series was sealed and its WAL released; `a` keeps 5 samples open.
+  EXPECT_EQ(stats.head_samples, 5);
+  EXPECT_EQ(stats.active_series, 1);
+  EXPECT_LT(stats.wal_bytes, wal_before);
+  ASSERT_TRUE(AppendAll("t", a, second).ok());
+  ASSERT_TRUE(db_->Compact().ok());
+  Crash();
+  OpenDB();
+  EXPECT_EQ(Query("t", {Name("a")}).begin()->second, sa);
+  EXPECT_EQ(Query("t", {Name("idle")}).begin()->second, (std::vector<Sample>{{0, 1}, {1000, 2}}));
+  // Sealed-only series are still checked for order after a restart.
+  auto app = db_->NewAppender("t");
+  EXPECT_EQ(RejectReasonOf(app->Append(idle, 500, 1)), RejectReason::kOutOfOrder);
+  EXPECT_EQ(RejectReasonOf(app->Append(idle, 1000, 3)), RejectReason::kDuplicate);
+  EXPECT_TRUE(app->Append(idle, 2000, 3).ok());
+  ASSERT_TRUE(app->Commit().ok());
+  ASSERT_TRUE(db_->Close().ok());
+  db_.reset();
+  OpenDB();
+  EXPECT_EQ(db_->GetStats().wal_bytes, 0);
+  EXPECT_EQ(Query("t", {Name("idle")}).begin()->second,
+            (std::vector<Sample>{{0, 1}, {1000, 2}, {2000, 3}}));
+}
+
+TEST_F(DBTest, DeleteBeforeDropsOldDaysAndChunks) {
+  OpenDB();
+  Labels a = Labels::FromUnsorted({{"__name__", "a"}, {"day", "all"}});
+  Labels old = Labels::FromUnsorted({{"__name__", "old"}});
+  std::vector<Sample> sa = Range(0, 3 * kDay, 3600 * 1000);  // hourly over three days
+  ASSERT_TRUE(AppendAll("t", a, sa).ok());
+  ASSERT_TRUE(AppendAll("t", old, {{1000, 1}}).ok());
+  ASSERT_TRUE(db_->Compact().ok());  // seals `old` (idle)
+  const int64_t cutoff = 2 * kDay;
+  ASSERT_TRUE(db_->DeleteBefore(cutoff).ok());
+  auto got = Query("t", {Name("a")});
+  ASSERT_EQ(got.size(), 1u);
+  const auto& kept = got.begin()->second;
+  // Everything at or after the cutoff is kept; only whole chunks before it are gone.
+  std::vector<Sample> want_tail;
+  for (const Sample& s : sa) {
+    if (s.t >= cutoff) want_tail.push_back(s);
+  }
+  ASSERT_GE(kept.size(), want_tail.size());
+  EXPECT_LT(kept.size(), sa.size() - 40);
+  EXPECT_TRUE(std::equal(want_tail.rbegin(), want_tail.rend(), kept.rbegin()));
+  EXPECT_GE(kept.front().t, cutoff - options_.max_samples_per_chunk * 3600 * 1000);
+  EXPECT_TRUE(Query("t", {Name("old")}).empty());
+  // The postings of days 0 and 1 are gone: nothing is indexed there any more.
+  auto q = db_->NewQuerier("t", 0, 2 * kDay - 1);
+  ASSERT_TRUE(q.ok());
+  auto names = (*q)->LabelValues("__name__", {});
+  ASSERT_TRUE(names.ok());
+  EXPECT_TRUE(names->empty());
+}
+
+TEST_F(DBTest, StaleMarkerStoredBitExactly) {
+  OpenDB();
+  Labels l = Labels::FromUnsorted({{"__name__", "s"}});
+  const double other_nan = std::bit_cast<double>(0x7ff8000000000001ULL);
+  std::vector<Sample> samples;
+  for (int i = 0; i < 25; ++i) {
+    double v = i % 3 == 0 ? StaleNaN() : i % 3 == 1 ? other_nan : -0.0;
+    samples.push_back({i * 1000, v});
+  }
+  ASSERT_TRUE(AppendAll("t", l, samples).ok());
+  auto check = [&] {
+    auto got = Query("t", {Name("s")}).begin()->second;
+    ASSERT_EQ(got.size(), samples.size());
+    for (size_t i = 0; i < got.size(); ++i) {
+      EXPECT_EQ(std::bit_cast<uint64_t>(got[i].v), std::bit_cast<uint64_t>(samples[i].v)) << i;
+    }
+    EXPECT_TRUE(IsStaleNaN(got[0].v));
+  };
+  check();  // sealed chunks and head
+  Crash();
+  OpenDB();
+  check();  // WAL replay
+  ASSERT_TRUE(db_->Close().ok());
+  db_.reset();
+  OpenDB();
+  check();  // all sealed
+}
+
+TEST_F(DBTest, OtherFormatVersionFailsToOpen) {
+  OpenDB();
+  ASSERT_TRUE(db_->Close().ok());
+  db_.reset();
+  {
+    rocksdb::DB* raw = nullptr;
+    std::vector<rocksdb::ColumnFamilyDescriptor> cfds;
+    for (const char* name : {"default", "meta", "series", "postings", "chunks", "wal"}) {
+      cfds.emplace_back(name, rocksdb::ColumnFamilyOptions());
+    }
+    std::vector<rocksdb::ColumnFamilyHandle*> handles;
+    ASSERT_TRUE(rocksdb::DB::Open(rocksdb::DBOptions(), options_.path, cfds, &handles, &raw).ok());
+    std::string v;
+    internal::PutU32BE(&v, 2);
+    ASSERT_TRUE(raw->Put(rocksdb::WriteOptions(), handles[1], internal::kMetaFormatVersion, v).ok());
+    for (auto* h : handles) ASSERT_TRUE(raw->DestroyColumnFamilyHandle(h).ok());
+    delete raw;
+  }
+  auto db = DB::Open(options_);
+  ASSERT_FALSE(db.ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(db.status())) << db.status();
+  EXPECT_NE(db.status().message().find("format version 2"), std::string::npos) << db.status();
+}
+
+TEST_F(DBTest, ReadOnlyOpenSeesReplayedWal) {
+  OpenDB();
+  Labels l = Labels::FromUnsorted({{"__name__", "r"}});
+  std::vector<Sample> s = Range(0, 140000, 10000);
+  ASSERT_TRUE(AppendAll("t", l, s).ok());
+  Crash();
+  options_.read_only = true;
+  OpenDB();
+  EXPECT_EQ(Query("t", {Name("r")}).begin()->second, s);
+  auto app = db_->NewAppender("t");
+  ASSERT_TRUE(app->Append(l, 200000, 1).ok());
+  EXPECT_TRUE(absl::IsFailedPrecondition(app->Commit()));
+  EXPECT_FALSE(db_->Compact().ok());
+}
+
+TEST_F(DBTest, ClosedDBAnswersErrors) {
+  OpenDB();
+  ASSERT_TRUE(db_->Close().ok());
+  EXPECT_FALSE(db_->NewQuerier("t", 0, 1).ok());
+  auto app = db_->NewAppender("t");
+  EXPECT_TRUE(app->Append(Labels::FromUnsorted({{"__name__", "x"}}), 1, 1).ok());
+  EXPECT_FALSE(app->Commit().ok());
+}
+
+TEST_F(DBTest, ConcurrentAppendersAndQueriers) {
+  OpenDB();
+  constexpr int kThreads = 4, kSamples = 200;
+  std::vector<std::thread> threads;
+  for (int w = 0; w < kThreads; ++w) {
+    threads.emplace_back([&, w] {
+      Labels l = Labels::FromUnsorted({{"__name__", "c"}, {"w", std::to_string(w)}});
+      for (int i = 0; i < kSamples; ++i) {
+        auto app = db_->NewAppender("t");
+        ASSERT_TRUE(app->Append(l, i * 1000, i).ok());
+        ASSERT_TRUE(app->Commit().ok());
+      }
+    });
+  }
+  threads.emplace_back([&] {
+    for (int i = 0; i < 50; ++i) {
+      for (const auto& [name, samples] : Query("t", {Name("c")})) {
+        for (size_t k = 0; k < samples.size(); ++k) ASSERT_EQ(samples[k].t, int64_t(k) * 1000);
+      }
+    }
+  });
+  for (auto& t : threads) t.join();
+  auto got = Query("t", {Name("c")});
+  ASSERT_EQ(got.size(), size_t{kThreads});
+  for (const auto& [name, samples] : got) EXPECT_EQ(samples.size(), size_t{kSamples}) << name;
+}
+
+}  // namespace
+}  // namespace tidemark

@@ -1,0 +1,114 @@
+#include "storage/keys.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "storage/head.h"
+
+namespace tidemark::internal {
+namespace {
+
+TEST(KeysTest, ChunkKeysSortByTimeIncludingNegative) {
+  std::vector<int64_t> times = {std::numeric_limits<int64_t>::min(), -86400000, -1, 0, 1,
+                                1700000000000, std::numeric_limits<int64_t>::max()};
+  std::vector<std::string> keys;
+  for (int64_t t : times) keys.push_back(ChunkKey(7, 42, t));
+  EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
+  for (size_t i = 0; i < times.size(); ++i) EXPECT_EQ(ChunkKeyStart(keys[i]), times[i]);
+  // Series are adjacent: every key of series 42 sorts before series 43's first key.
+  EXPECT_LT(ChunkKey(7, 42, std::numeric_limits<int64_t>::max()),
+            ChunkKey(7, 43, std::numeric_limits<int64_t>::min()));
+}
+
+TEST(KeysTest, DayOfFloorsAndPostingsSortByDay) {
+  EXPECT_EQ(DayOf(0), 0);
+  EXPECT_EQ(DayOf(kMsPerDay - 1), 0);
+  EXPECT_EQ(DayOf(kMsPerDay), 1);
+  EXPECT_EQ(DayOf(-1), -1);
+  EXPECT_EQ(DayOf(-kMsPerDay), -1);
+  EXPECT_EQ(DayOf(-kMsPerDay - 1), -2);
+  EXPECT_EQ(DayOf(std::numeric_limits<int64_t>::min()), std::numeric_limits<int32_t>::min());
+  EXPECT_LT(PostingKey(1, -1, "a", "b", 1), PostingKey(1, 0, "a", "a", 0));
+  EXPECT_LT(PostingKey(1, 5, "z", "z", 9), PostingKey(2, 0, "a", "a", 0));
+}
+
+TEST(KeysTest, PostingKeyRoundTripWithAwkwardValue) {
+  std::string value("a\0b", 3);
+  std::string key = PostingKey(3, -7, "job", value, 0x0102030405060708ULL);
+  ParsedPosting p;
+  ASSERT_TRUE(ParsePostingKey(key, &p));
+  EXPECT_EQ(p.tenant, 3u);
+  EXPECT_EQ(p.day, -7);
+  EXPECT_EQ(p.name, "job");
+  EXPECT_EQ(p.value, value);
+  EXPECT_EQ(p.series_id, 0x0102030405060708ULL);
+  EXPECT_FALSE(ParsePostingKey("short", &p));
+}
+
+TEST(KeysTest, LabelsRoundTrip) {
+  Labels l = Labels::FromUnsorted({{"__name__", "up"}, {"x", std::string(300, 'v')}});
+  std::string bytes;
+  EncodeLabels(l, &bytes);
+  auto back = DecodeLabels(bytes);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(*back, l);
+  EXPECT_FALSE(DecodeLabels(bytes.substr(0, bytes.size() - 1)).ok());
+}
+
+TEST(KeysTest, WalRecordRoundTripAndRejectsCorruption) {
+  std::vector<WalEntry> entries(2);
+  entries[0].tenant = 1;
+  entries[0].series_id = 5;
+  entries[0].has_labels = true;
+  entries[0].labels = Labels::FromUnsorted({{"a", "1"}});
+  entries[0].samples = {{-5, 1.5}, {10, StaleNaN()}};
+  entries[1].tenant = 1;
+  entries[1].series_id = 6;
+  entries[1].samples = {{3, -0.0}};
+  std::string rec;
+  EncodeWalRecord(entries, &rec);
+  auto back = DecodeWalRecord(rec);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->size(), 2u);
+  EXPECT_EQ((*back)[0].labels, entries[0].labels);
+  EXPECT_TRUE((*back)[0].has_labels);
+  EXPECT_FALSE((*back)[1].has_labels);
+  EXPECT_EQ((*back)[0].samples, entries[0].samples);  // bitwise
+  EXPECT_EQ((*back)[1].samples, entries[1].samples);
+  for (size_t n = 0; n < rec.size(); ++n) {
+    EXPECT_FALSE(DecodeWalRecord(rec.substr(0, n)).ok()) << n;
+  }
+}
+
+TEST(HeadTest, ChunkCutsByCountAndSpan) {
+  std::vector<Sample> s;
+  for (int i = 0; i < 7; ++i) s.push_back({i * 10, 0});
+  auto cuts = ChunkCuts(s, 3, 1000, false);
+  ASSERT_EQ(cuts.size(), 2u);
+  EXPECT_EQ(cuts[0], std::make_pair(size_t{0}, size_t{3}));
+  EXPECT_EQ(cuts[1], std::make_pair(size_t{3}, size_t{6}));
+  EXPECT_EQ(ChunkCuts(s, 3, 1000, true).back(), std::make_pair(size_t{6}, size_t{7}));
+  // Span: a chunk ends before the sample 25ms after its first.
+  auto by_span = ChunkCuts(s, 100, 25, false);
+  ASSERT_EQ(by_span.size(), 2u);
+  EXPECT_EQ(by_span[0], std::make_pair(size_t{0}, size_t{3}));
+  EXPECT_TRUE(ChunkCuts({}, 3, 10, true).empty());
+}
+
+TEST(HeadTest, CheckSampleVerdicts) {
+  Sample last{100, 1.0};
+  EXPECT_EQ(CheckSample(false, last, {5, 0}), Verdict::kAccept);
+  EXPECT_EQ(CheckSample(true, last, {101, 0}), Verdict::kAccept);
+  EXPECT_EQ(CheckSample(true, last, {99, 1.0}), Verdict::kOutOfOrder);
+  EXPECT_EQ(CheckSample(true, last, {100, 2.0}), Verdict::kDuplicate);
+  EXPECT_EQ(CheckSample(true, last, {100, 1.0}), Verdict::kIgnore);
+  Sample stale{100, StaleNaN()};
+  EXPECT_EQ(CheckSample(true, stale, {100, StaleNaN()}), Verdict::kIgnore);
+  EXPECT_EQ(CheckSample(true, stale, {100, std::numeric_limits<double>::quiet_NaN()}),
+            Verdict::kDuplicate);
+}
+
+}  // namespace
+}  // namespace tidemark::internal
