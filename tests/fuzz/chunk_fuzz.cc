@@ -5,7 +5,7 @@
 //   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I. \
 //     tests/fuzz/chunk_fuzz.cc storage/chunk.cc \
 //     $(pkg-config --libs absl_status absl_statusor absl_strings) -o /tmp/chunk_fuzz
-//   /tmp/chunk_fuzz -max_total_time=60 tests/fuzz/chunk_corpus/
+//   /tmp/chunk_fuzz -max_total_time=60 tests/fuzz/corpus/chunk/
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
