@@ -1,0 +1,56 @@
+// Config: the settings of `tidemark serve`, read from a YAML file (flags override it).
+//
+//   storage: {path: ./data, retention: 15d, fsync: always}      # fsync: always | never
+//   web:     {listen_address: "127.0.0.1:9201", allow_unauthenticated_remote: false,
+//             max_request_bytes: 33554432}
+//   query:   {timeout: 2m, max_samples: 50000000, lookback_delta: 5m}
+//   auth:
+//     tokens:
+//       - {name: ci, sha256: <64 hex digits>, role: write, tenants: ["*"]}
+//
+// Every section and key is optional; unknown keys are errors (they are usually typos).
+#ifndef TIDEMARK_API_CONFIG_H_
+#define TIDEMARK_API_CONFIG_H_
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/status/statusor.h"
+#include "api/auth.h"
+#include "storage/db.h"
+
+namespace tidemark::api {
+
+struct Config {
+  std::string storage_path = "./data";
+  int64_t retention_ms = 15LL * 24 * 3600 * 1000;
+  SyncPolicy sync = SyncPolicy::kAlways;
+
+  std::string listen_address = "127.0.0.1:9201";
+  bool allow_unauthenticated_remote = false;
+  int64_t max_request_bytes = 32LL << 20;
+
+  int64_t query_timeout_ms = 2 * 60 * 1000;
+  int64_t query_max_samples = 50'000'000;
+  int64_t lookback_delta_ms = 5 * 60 * 1000;
+
+  AuthConfig auth;
+};
+
+// Parses YAML text over the defaults. InvalidArgument naming the key on any error.
+absl::StatusOr<Config> ParseConfig(std::string_view yaml);
+// Reads and parses a file; NotFound when it cannot be read.
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// "always" | "never".
+absl::StatusOr<SyncPolicy> ParseSyncPolicy(std::string_view text);
+
+// Splits "host:port" ("[::1]:9201" for IPv6). InvalidArgument when malformed.
+absl::Status SplitHostPort(std::string_view address, std::string* host, int* port);
+// True for 127.0.0.0/8, ::1 and "localhost".
+bool IsLoopbackHost(std::string_view host);
+
+}  // namespace tidemark::api
+
+#endif  // TIDEMARK_API_CONFIG_H_

@@ -1,0 +1,58 @@
+// Server: Tidemark's HTTP face, the Prometheus HTTP API, remote write, health and /metrics.
+//
+//   api::Server server(options);
+//   server.Start("127.0.0.1", 9201);   // answers /-/healthy at once, 503 on data paths
+//   server.SetDB(db.get());            // ready: the DB is open and recovered
+//   ...
+//   server.Shutdown();                 // stop accepting, finish in-flight requests
+//
+// The DB must stay open until Shutdown returns. Thread-safe.
+#ifndef TIDEMARK_API_SERVER_H_
+#define TIDEMARK_API_SERVER_H_
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "api/auth.h"
+#include "ingest/remote_write.h"
+#include "query/engine.h"
+#include "storage/db.h"
+
+namespace tidemark::api {
+
+struct ServerOptions {
+  AuthConfig auth;                          // no tokens: auth off
+  int64_t max_request_bytes = 32LL << 20;   // larger bodies get 413
+  ingest::WriteLimits write_limits;
+  promql::EngineOptions engine;
+};
+
+class Server {
+ public:
+  explicit Server(ServerOptions options);
+  ~Server();  // Shuts down.
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds `host:port` (port 0 picks a free one) and serves on background threads.
+  // Unavailable when the address cannot be bound.
+  absl::Status Start(const std::string& host, int port);
+  // The bound port (after Start).
+  int port() const;
+
+  // Serves data from `db` from now on (null: not ready again). /-/ready answers 200 once set.
+  void SetDB(DB* db);
+
+  // Stops accepting connections and returns once in-flight requests are finished. Idempotent.
+  void Shutdown();
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tidemark::api
+
+#endif  // TIDEMARK_API_SERVER_H_

@@ -1,0 +1,239 @@
+// tidemark: the command-line entry point. `tidemark serve` runs the server; `tidemark version`
+// prints the build; `tidemark hash-token` turns a token on stdin into the SHA-256 hex that the
+// config's auth section stores.
+#include <pthread.h>
+#include <signal.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <iostream>
+#include <iterator>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <CLI/CLI.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
+#include "api/auth.h"
+#include "api/config.h"
+#include "api/log.h"
+#include "api/metrics.h"
+#include "api/params.h"
+#include "api/server.h"
+#include "storage/db.h"
+
+namespace tidemark {
+namespace {
+
+struct ServeFlags {
+  std::string config_file;
+  std::string storage_path;
+  std::string listen_address;
+  std::string retention;
+  std::string fsync;
+  std::string query_timeout;
+  std::string lookback_delta;
+  int64_t max_samples = 0;
+  bool allow_unauthenticated_remote = false;
+};
+
+// Periodic storage work: compaction every ~30 s, retention every ~hour.
+class Maintenance {
+ public:
+  Maintenance(DB* db, int64_t retention_ms) : db_(db), retention_ms_(retention_ms) {
+    thread_ = std::thread([this] { Run(); });
+  }
+  ~Maintenance() { Stop(); }
+
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    if (thread_.joinable()) thread_.join();
+  }
+
+ private:
+  void Run() {
+    auto next_retention = std::chrono::steady_clock::now() + std::chrono::minutes(1);
+    std::unique_lock<std::mutex> lock(mu_);
+    while (!cv_.wait_for(lock, std::chrono::seconds(30), [this] { return stop_; })) {
+      lock.unlock();
+      if (absl::Status s = db_->Compact(); !s.ok()) LogError(absl::StrCat("compaction: ", s.ToString()));
+      if (retention_ms_ > 0 && std::chrono::steady_clock::now() >= next_retention) {
+        int64_t cutoff = absl::ToUnixMillis(absl::Now()) - retention_ms_;
+        if (absl::Status s = db_->DeleteBefore(cutoff); !s.ok()) {
+          LogError(absl::StrCat("retention: ", s.ToString()));
+        }
+        next_retention = std::chrono::steady_clock::now() + std::chrono::hours(1);
+      }
+      lock.lock();
+    }
+  }
+
+  DB* db_;
+  int64_t retention_ms_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
+int Fail(std::string_view message) {
+  LogError(message);
+  return 1;
+}
+
+int Serve(const ServeFlags& flags, const CLI::App& cmd) {
+  api::Config config;
+  if (!flags.config_file.empty()) {
+    absl::StatusOr<api::Config> loaded = api::LoadConfigFile(flags.config_file);
+    if (!loaded.ok()) return Fail(std::string(loaded.status().message()));
+    config = std::move(*loaded);
+  }
+  auto given = [&cmd](const char* name) { return cmd.get_option(name)->count() > 0; };
+  if (given("--storage.path")) config.storage_path = flags.storage_path;
+  if (given("--web.listen-address")) config.listen_address = flags.listen_address;
+  if (given("--web.allow-unauthenticated-remote")) {
+    config.allow_unauthenticated_remote = flags.allow_unauthenticated_remote;
+  }
+  if (given("--storage.retention")) {
+    absl::StatusOr<int64_t> ms = api::ParseModelDuration(flags.retention);
+    if (!ms.ok()) return Fail(absl::StrCat("--storage.retention: ", ms.status().message()));
+    config.retention_ms = *ms;
+  }
+  if (given("--storage.fsync")) {
+    absl::StatusOr<SyncPolicy> sync = api::ParseSyncPolicy(flags.fsync);
+    if (!sync.ok()) return Fail(absl::StrCat("--storage.fsync: ", sync.status().message()));
+    config.sync = *sync;
+  }
+  if (given("--query.timeout")) {
+    absl::StatusOr<int64_t> ms = api::ParseModelDuration(flags.query_timeout);
+    if (!ms.ok()) return Fail(absl::StrCat("--query.timeout: ", ms.status().message()));
+    config.query_timeout_ms = *ms;
+  }
+  if (given("--query.lookback-delta")) {
+    absl::StatusOr<int64_t> ms = api::ParseModelDuration(flags.lookback_delta);
+    if (!ms.ok()) return Fail(absl::StrCat("--query.lookback-delta: ", ms.status().message()));
+    config.lookback_delta_ms = *ms;
+  }
+  if (given("--query.max-samples")) config.query_max_samples = flags.max_samples;
+
+  std::string host;
+  int port = 0;
+  if (absl::Status s = api::SplitHostPort(config.listen_address, &host, &port); !s.ok()) {
+    return Fail(std::string(s.message()));
+  }
+  bool auth_on = !config.auth.tokens.empty();
+  if (!auth_on && !api::IsLoopbackHost(host) && !config.allow_unauthenticated_remote) {
+    return Fail(absl::StrCat("refusing to listen on ", config.listen_address,
+                             " without authentication: configure auth tokens, listen on "
+                             "loopback, or pass --web.allow-unauthenticated-remote"));
+  }
+
+  // SIGTERM/SIGINT are taken by sigwait below; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGTERM);
+  sigaddset(&signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  api::ServerOptions options;
+  options.auth = config.auth;
+  options.max_request_bytes = config.max_request_bytes;
+  options.engine.lookback_delta_ms = config.lookback_delta_ms;
+  options.engine.max_samples = config.query_max_samples;
+  options.engine.default_timeout = absl::Milliseconds(config.query_timeout_ms);
+  api::Server server(options);
+  if (absl::Status s = server.Start(host, port); !s.ok()) return Fail(std::string(s.message()));
+  LogInfo(absl::StrCat("listening on ", config.listen_address,
+                       auth_on ? " (auth on)" : " (auth off)"));
+
+  LogInfo(absl::StrCat("opening storage at ", config.storage_path));
+  Options db_options;
+  db_options.path = config.storage_path;
+  db_options.sync = config.sync;
+  db_options.retention_ms = config.retention_ms;
+  absl::StatusOr<std::unique_ptr<DB>> db = DB::Open(db_options);
+  if (!db.ok()) {
+    server.Shutdown();
+    return Fail(absl::StrCat("cannot open storage: ", db.status().ToString()));
+  }
+  server.SetDB(db->get());
+  LogInfo("storage recovered; ready");
+  Maintenance maintenance(db->get(), config.retention_ms);
+
+  int signal_number = 0;
+  sigwait(&signals, &signal_number);
+  LogInfo(absl::StrCat("received ", signal_number == SIGTERM ? "SIGTERM" : "SIGINT",
+                       "; shutting down"));
+  server.Shutdown();  // stops accepting and finishes in-flight requests
+  maintenance.Stop();
+  server.SetDB(nullptr);
+  if (absl::Status s = (*db)->Close(); !s.ok()) {
+    return Fail(absl::StrCat("closing storage: ", s.ToString()));
+  }
+  LogInfo("storage closed; bye");
+  return 0;
+}
+
+int HashToken() {
+  std::string token(std::istreambuf_iterator<char>(std::cin), {});
+  while (!token.empty() && (token.back() == '\n' || token.back() == '\r' || token.back() == ' ' ||
+                            token.back() == '\t')) {
+    token.pop_back();
+  }
+  if (token.empty()) {
+    std::fprintf(stderr, "hash-token: no token on stdin\n");
+    return 1;
+  }
+  std::printf("%s\n", api::Sha256Hex(token).c_str());
+  return 0;
+}
+
+}  // namespace
+}  // namespace tidemark
+
+int main(int argc, char** argv) {
+  using tidemark::api::CurrentBuild;
+  CLI::App app{"Tidemark: an embedded time-series metrics store with a Prometheus API."};
+  app.require_subcommand(1);
+
+  tidemark::ServeFlags flags;
+  CLI::App* serve = app.add_subcommand("serve", "Run the server.");
+  serve->add_option("--config.file", flags.config_file, "YAML config file (flags override it)");
+  serve->add_option("--storage.path", flags.storage_path, "Data directory (default ./data)");
+  serve->add_option("--web.listen-address", flags.listen_address,
+                    "Address to listen on (default 127.0.0.1:9201)");
+  serve->add_flag("--web.allow-unauthenticated-remote", flags.allow_unauthenticated_remote,
+                  "Allow a non-loopback address without auth tokens");
+  serve->add_option("--storage.retention", flags.retention,
+                    "How long to keep samples, e.g. 15d, 720h (default 15d; 0 keeps all)");
+  serve->add_option("--storage.fsync", flags.fsync,
+                    "When acknowledged samples reach the disk: always | never (default always)");
+  serve->add_option("--query.timeout", flags.query_timeout, "Query timeout (default 2m)");
+  serve->add_option("--query.max-samples", flags.max_samples,
+                    "Samples one query may load at once (default 50000000)");
+  serve->add_option("--query.lookback-delta", flags.lookback_delta,
+                    "How far back instant selectors look (default 5m)");
+
+  CLI::App* version = app.add_subcommand("version", "Print the version.");
+  CLI::App* hash = app.add_subcommand(
+      "hash-token", "Read a token on stdin and print its SHA-256 hex for the auth config.");
+
+  CLI11_PARSE(app, argc, argv);
+  if (serve->parsed()) return tidemark::Serve(flags, *serve);
+  if (version->parsed()) {
+    const auto& b = CurrentBuild();
+    std::printf("tidemark, version %s (branch: %s, revision: %s)\n", b.version.c_str(),
+                b.branch.c_str(), b.revision.c_str());
+    return 0;
+  }
+  if (hash->parsed()) return tidemark::HashToken();
+  return 1;
+}
