@@ -9,6 +9,7 @@
 #include <cstdlib>
 #include <deque>
 #include <limits>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -776,6 +777,28 @@ class Parser {
     return MakeExpr(std::move(sq), start, prev_end_);
   }
 
+  // Where `offset` and `@` store their values for the expression they follow: its vector
+  // selector (a matrix selector's inner one) or subquery. Null after reporting why not.
+  struct ModifierSlots {
+    int64_t* offset_ms;
+    AtModifier* at;
+  };
+  std::optional<ModifierSlots> ModifierTarget(Expr& e, std::string_view modifier) {
+    if (auto* vs = e.As<VectorSelector>()) return ModifierSlots{&vs->offset_ms, &vs->at};
+    if (auto* sq = e.As<SubqueryExpr>()) return ModifierSlots{&sq->offset_ms, &sq->at};
+    if (auto* ms = e.As<MatrixSelector>()) {
+      if (auto* inner = ms->selector->As<VectorSelector>()) {
+        return ModifierSlots{&inner->offset_ms, &inner->at};
+      }
+      AddError(e.pos.start, "ranges only allowed for vector selectors");
+      return std::nullopt;
+    }
+    AddError(e.pos.start, absl::StrCat(std::string(modifier),
+                                       " modifier must be preceded by an instant vector selector "
+                                       "or range vector selector or a subquery"));
+    return std::nullopt;
+  }
+
   ExprPtr ParseOffset(ExprPtr e) {
     Consume();  // offset
     bool negative = false;
@@ -789,24 +812,9 @@ class Parser {
     }
     int64_t d = ParseDurationToken(Consume());
     if (negative) d = -d;
-    int64_t* target = nullptr;
-    if (auto* vs = e->As<VectorSelector>()) {
-      target = &vs->offset_ms;
-    } else if (auto* ms = e->As<MatrixSelector>()) {
-      if (auto* inner = ms->selector->As<VectorSelector>()) {
-        target = &inner->offset_ms;
-      } else {
-        AddError(e->pos.start, "ranges only allowed for vector selectors");
-        return e;
-      }
-    } else if (auto* sq = e->As<SubqueryExpr>()) {
-      target = &sq->offset_ms;
-    } else {
-      AddError(e->pos.start,
-               "offset modifier must be preceded by an instant vector selector or range vector "
-               "selector or a subquery");
-      return e;
-    }
+    std::optional<ModifierSlots> slots = ModifierTarget(*e, "offset");
+    if (!slots) return e;
+    int64_t* target = slots->offset_ms;
     if (*target != 0) {
       AddError(e->pos.start, "offset may not be set multiple times");
     } else {
@@ -858,24 +866,9 @@ class Parser {
         at.timestamp_ms = static_cast<int64_t>(ms);
       }
     }
-    AtModifier* target = nullptr;
-    if (auto* vs = e->As<VectorSelector>()) {
-      target = &vs->at;
-    } else if (auto* ms = e->As<MatrixSelector>()) {
-      if (auto* inner = ms->selector->As<VectorSelector>()) {
-        target = &inner->at;
-      } else {
-        AddError(e->pos.start, "ranges only allowed for vector selectors");
-        return e;
-      }
-    } else if (auto* sq = e->As<SubqueryExpr>()) {
-      target = &sq->at;
-    } else {
-      AddError(e->pos.start,
-               "@ modifier must be preceded by an instant vector selector or range vector "
-               "selector or a subquery");
-      return e;
-    }
+    std::optional<ModifierSlots> slots = ModifierTarget(*e, "@");
+    if (!slots) return e;
+    AtModifier* target = slots->at;
     if (target->kind != AtModifier::Kind::kNone) {
       AddError(e->pos.start, "@ <timestamp> may not be set multiple times");
       return e;
