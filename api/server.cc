@@ -574,6 +574,12 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(o
   };
   auto with_body = [impl](const httplib::Request& req, httplib::Response& res,
                           const httplib::ContentReader& reader) {
+    // HTTP/1.1: a request with neither Content-Length nor Transfer-Encoding has no body (a POST
+    // that carries every parameter in the URL). Reading on would wait for the peer to close.
+    if (!req.has_header("Content-Length") && !req.has_header("Transfer-Encoding")) {
+      impl->Dispatch(req, res, std::string());
+      return;
+    }
     std::string body;
     size_t limit = static_cast<size_t>(impl->options.max_request_bytes);
     bool too_large = false;

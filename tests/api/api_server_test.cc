@@ -2,7 +2,11 @@
 // and httplib::Client as the client (Grafana's and Prometheus's requests, written out).
 #include <httplib.h>
 #include <snappy.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <memory>
@@ -20,6 +24,7 @@ namespace {
 
 using ::testing::HasSubstr;
 using ::testing::Not;
+using ::testing::StartsWith;
 
 constexpr const char* kForm = "application/x-www-form-urlencoded";
 
@@ -108,6 +113,31 @@ TEST_F(ServerTest, GrafanaSaveAndTest) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 200);
   EXPECT_EQ(res->body, R"({"status":"success","data":{"resultType":"scalar","result":[4,"2"]}})");
+}
+
+// A POST with no Content-Length header at all has an empty body (RFC 9112 6.3); the server
+// must answer from the URL parameters instead of waiting for a body.
+TEST_F(ServerTest, PostWithoutContentLengthHasEmptyBody) {
+  StartServer();
+  int fd = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(server_->port()));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
+  timeval tv{.tv_sec = 10, .tv_usec = 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  std::string request =
+      "POST /api/v1/query?query=1%2B1&time=4 HTTP/1.1\r\nHost: localhost\r\n"
+      "Connection: close\r\n\r\n";
+  ASSERT_EQ(send(fd, request.data(), request.size(), 0), static_cast<ssize_t>(request.size()));
+  std::string response;
+  char buf[4096];
+  for (ssize_t n; (n = recv(fd, buf, sizeof(buf), 0)) > 0;) response.append(buf, n);
+  close(fd);
+  EXPECT_THAT(response, StartsWith("HTTP/1.1 200"));
+  EXPECT_THAT(response, HasSubstr(R"({"resultType":"scalar","result":[4,"2"]})"));
 }
 
 TEST_F(ServerTest, BuildInfoAndMethodNotAllowed) {
