@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -29,6 +30,9 @@ struct EngineOptions {
   int64_t lookback_delta_ms = 5 * 60 * 1000;  // how far back an instant selector looks
   int64_t max_samples = 50'000'000;           // samples loaded at once by one query
   absl::Duration default_timeout = absl::Minutes(2);
+  // The step of a subquery written without one (`m[1h:]`): Prometheus's global
+  // evaluation_interval, 1m by default.
+  int64_t default_subquery_step_ms = 60 * 1000;
 };
 
 struct QueryParams {
@@ -39,7 +43,11 @@ struct QueryParams {
 struct QueryStats {
   int64_t total_queryable_samples = 0;  // samples read from storage, as Prometheus counts them
   int64_t peak_samples = 0;
-  double eval_seconds = 0;
+  double eval_seconds = 0;     // the whole evaluation (preparation, steps, sorting)
+  double prepare_seconds = 0;  // of which: selecting and loading series
+  double sort_seconds = 0;     // of which: sorting the result
+  // total_queryable_samples broken down by evaluation step: (step time ms, samples).
+  std::vector<std::pair<int64_t, int64_t>> samples_per_step;
 };
 
 struct QueryResult {

@@ -13,7 +13,9 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "query/rate_functions.h"
+#include "query/aggregation.h"
+#include "query/binary_ops.h"
+#include "query/functions_eval.h"
 
 namespace tidemark::promql::internal {
 namespace {
@@ -22,14 +24,7 @@ absl::Status NotImplemented(std::string_view name) {
   return absl::UnimplementedError(absl::StrCat("not implemented yet: ", std::string(name)));
 }
 
-bool IsImplementedFunction(std::string_view name) {
-  return name == "rate" || name == "irate" || name == "increase" || name == "delta";
-}
-
-bool IsImplementedAggregation(AggregateOp op) {
-  return op == AggregateOp::kSum || op == AggregateOp::kAvg || op == AggregateOp::kMin ||
-         op == AggregateOp::kMax || op == AggregateOp::kCount;
-}
+bool IsImplementedFunction(std::string_view name) { return IsEvaluableFunction(name); }
 
 // Walks every VectorSelector in `expr`, telling whether it sits under a MatrixSelector.
 template <typename F>
@@ -57,43 +52,6 @@ void ForEachSelector(const Expr& expr, F&& f, const MatrixSelector* matrix = nul
   }
 }
 
-// Sorts by labels and fails when two elements share a label set.
-absl::Status SortAndCheckUnique(Vector& v) {
-  std::sort(v.begin(), v.end(),
-            [](const VectorElement& a, const VectorElement& b) { return a.labels < b.labels; });
-  for (size_t i = 1; i < v.size(); ++i) {
-    if (v[i].labels == v[i - 1].labels) {
-      return absl::FailedPreconditionError("vector cannot contain metrics with the same labelset");
-    }
-  }
-  return absl::OkStatus();
-}
-
-// Prometheus's vectorElemBinop: the value and whether a comparison keeps the element.
-std::pair<double, bool> ApplyBinaryOp(BinaryOp op, double l, double r) {
-  switch (op) {
-    case BinaryOp::kAdd: return {l + r, true};
-    case BinaryOp::kSub: return {l - r, true};
-    case BinaryOp::kMul: return {l * r, true};
-    case BinaryOp::kDiv: return {l / r, true};
-    case BinaryOp::kMod: return {std::fmod(l, r), true};
-    case BinaryOp::kPow: return {std::pow(l, r), true};
-    case BinaryOp::kEql: return {l, l == r};
-    case BinaryOp::kNeq: return {l, l != r};
-    case BinaryOp::kGtr: return {l, l > r};
-    case BinaryOp::kLss: return {l, l < r};
-    case BinaryOp::kGte: return {l, l >= r};
-    case BinaryOp::kLte: return {l, l <= r};
-    default: break;
-  }
-  return {std::numeric_limits<double>::quiet_NaN(), false};  // rejected by CheckImplemented
-}
-
-bool DropsMetricName(BinaryOp op) {
-  return op == BinaryOp::kAdd || op == BinaryOp::kSub || op == BinaryOp::kMul ||
-         op == BinaryOp::kDiv || op == BinaryOp::kMod || op == BinaryOp::kPow;
-}
-
 // The series of one selector, loaded once for the whole query.
 struct LoadedSeries {
   Labels labels;
@@ -118,18 +76,8 @@ class Evaluator {
 
   // Opens one querier over the range every selector of `root` needs and loads their series.
   absl::Status Load(Queryable& data, const Expr& root) {
-    struct Need {
-      const VectorSelector* selector;
-      int64_t mint, maxt;
-    };
     std::vector<Need> needs;
-    ForEachSelector(root, [&](const VectorSelector& vs, const MatrixSelector* ms) {
-      int64_t lo_ref = range_.start_ms - vs.offset_ms;
-      int64_t hi_ref = range_.end_ms - vs.offset_ms;
-      if (vs.at.kind != AtModifier::Kind::kNone) lo_ref = hi_ref = RefTime(vs, range_.start_ms);
-      int64_t before = ms != nullptr ? ms->range_ms : options_.lookback_delta_ms;
-      needs.push_back({&vs, lo_ref - before, hi_ref});
-    });
+    CollectNeeds(root, range_.start_ms, range_.end_ms, needs);
     if (needs.empty()) return absl::OkStatus();
     int64_t mint = needs[0].mint, maxt = needs[0].maxt;
     for (const Need& n : needs) {
@@ -188,7 +136,11 @@ class Evaluator {
     if (const auto* n = expr.As<Call>()) return EvalCall(*n, t);
     if (const auto* n = expr.As<AggregateExpr>()) return EvalAggregate(*n, t);
     if (const auto* n = expr.As<BinaryExpr>()) return EvalBinary(*n, t);
-    if (expr.As<SubqueryExpr>() != nullptr) return NotImplemented("subquery");
+    if (const auto* n = expr.As<SubqueryExpr>()) {
+      absl::StatusOr<Matrix> m = EvalSubquery(*n, t);
+      if (!m.ok()) return m.status();
+      return Value(*std::move(m));
+    }
     return absl::InternalError("BUG: unknown expression node");
   }
 
@@ -299,110 +251,87 @@ class Evaluator {
       e.labels = e.labels.Without(kMetricNameLabel);
       e.v = -e.v;
     }
-    if (absl::Status st = SortAndCheckUnique(*vec); !st.ok()) return st;
+    if (absl::Status st = CheckUniqueLabels(*vec); !st.ok()) return st;
     return v;
   }
 
-  absl::StatusOr<Value> EvalCall(const Call& call, int64_t t) {
-    if (!IsImplementedFunction(call.func)) return NotImplemented(call.func);
-    if (call.args.size() != 1 || call.args[0] == nullptr) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("expected 1 argument in call to \"", call.func, "\""));
+  // Function calls are evaluated by query/functions_eval.h through this adapter.
+  class CallContext final : public FunctionContext {
+   public:
+    explicit CallContext(Evaluator& ev) : ev_(ev) {}
+    absl::StatusOr<Value> Eval(const Expr& expr, int64_t t) override { return ev_.Eval(expr, t); }
+    absl::StatusOr<RangeArgument> EvalRange(const Expr& expr, int64_t t) override {
+      absl::StatusOr<RangeArg> r = ev_.EvalRangeArg(expr, t);
+      if (!r.ok()) return r.status();
+      return RangeArgument{std::move(r->series), r->start_ms, r->end_ms};
     }
-    const auto* ms = call.args[0]->As<MatrixSelector>();
-    if (ms == nullptr) return NotImplemented(absl::StrCat(call.func, " of a non-selector"));
-    if (ms->selector == nullptr || ms->selector->As<VectorSelector>() == nullptr) {
-      return absl::InvalidArgumentError("range selector without an instant vector selector");
-    }
-    absl::StatusOr<Matrix> windows = SelectWindows(*ms, t);
-    if (!windows.ok()) return windows.status();
-    int64_t ref = RefTime(*ms->selector->As<VectorSelector>(), t);
-    int64_t range_start = ref - ms->range_ms;
-    Vector out;
-    for (const MatrixSeries& s : *windows) {
-      std::optional<double> v;
-      std::span<const Sample> window(s.samples);
-      if (call.func == "rate") {
-        v = ExtrapolatedRate(window, range_start, ref, /*is_counter=*/true, /*is_rate=*/true);
-      } else if (call.func == "increase") {
-        v = ExtrapolatedRate(window, range_start, ref, /*is_counter=*/true, /*is_rate=*/false);
-      } else if (call.func == "delta") {
-        v = ExtrapolatedRate(window, range_start, ref, /*is_counter=*/false, /*is_rate=*/false);
-      } else {  // irate
-        v = InstantRate(window, /*is_rate=*/true);
+    // As EvalVectorSelector, with each element at its sample's time (for timestamp()).
+    absl::StatusOr<Vector> SelectWithSampleTimes(const VectorSelector& vs, int64_t t) override {
+      if (absl::Status st = ev_.CheckInterrupted(); !st.ok()) return st;
+      int64_t ref = ev_.RefTime(vs, t);
+      Vector out;
+      for (const LoadedSeries& s : ev_.data_[&vs]) {
+        auto it = std::upper_bound(s.samples.begin(), s.samples.end(), ref,
+                                   [](int64_t x, const Sample& smp) { return x < smp.t; });
+        if (it == s.samples.begin()) continue;
+        --it;
+        if (it->t < ref - ev_.options_.lookback_delta_ms || IsStaleNaN(it->v)) continue;
+        out.push_back(VectorElement{s.labels, it->t, it->v});
       }
-      if (!v.has_value()) continue;
-      out.push_back(VectorElement{s.labels.Without(kMetricNameLabel), t, *v});
+      ev_.stats_->total_queryable_samples += static_cast<int64_t>(out.size());
+      if (absl::Status st = ev_.Account(static_cast<int64_t>(out.size())); !st.ok()) return st;
+      return out;
     }
-    if (absl::Status st = SortAndCheckUnique(out); !st.ok()) return st;
-    if (absl::Status st = Account(static_cast<int64_t>(out.size())); !st.ok()) return st;
-    return Value(std::move(out));
+
+   private:
+    Evaluator& ev_;
+  };
+
+  absl::StatusOr<Value> EvalCall(const Call& call, int64_t t) {
+    if (absl::Status st = CheckInterrupted(); !st.ok()) return st;
+    CallContext ctx(*this);
+    absl::StatusOr<Value> v = EvalFunction(call, t, ctx);
+    if (!v.ok()) return v.status();
+    if (const auto* vec = std::get_if<Vector>(&*v)) {
+      if (absl::Status st = Account(static_cast<int64_t>(vec->size())); !st.ok()) return st;
+    }
+    return v;
   }
 
+
+  // The samples range one selector needs, for Load.
+  struct Need {
+    const VectorSelector* selector;
+    int64_t mint, maxt;
+  };
+
   absl::StatusOr<Value> EvalAggregate(const AggregateExpr& agg, int64_t t) {
-    if (!IsImplementedAggregation(agg.op) || agg.param != nullptr) {
-      return NotImplemented(AggregateOpName(agg.op));
+    AggregationParam param;
+    std::string label;
+    if (agg.param != nullptr) {
+      absl::StatusOr<Value> p = Eval(*agg.param, t);
+      if (!p.ok()) return p.status();
+      if (const auto* s = std::get_if<Scalar>(&*p)) {
+        param.scalar = s->v;
+      } else if (auto* str = std::get_if<String>(&*p)) {
+        label = std::move(str->v);
+        param.label = label;
+      } else {
+        return absl::InvalidArgumentError(
+            absl::StrCat("expected a scalar or string parameter in aggregation \"",
+                         std::string(AggregateOpName(agg.op)), "\""));
+      }
     }
     absl::StatusOr<Vector> in = EvalVector(*agg.expr, t);
     if (!in.ok()) return in.status();
-    std::vector<std::string> drop;
-    if (agg.without) {
-      drop = agg.grouping;
-      drop.emplace_back(kMetricNameLabel);
-    }
-    struct Group {
-      Labels labels;
-      double value = 0;
-      double mean = 0;
-      int64_t count = 0;
-    };
-    std::vector<Group> groups;
-    std::map<Labels, size_t> index;
-    for (const VectorElement& e : *in) {
-      Labels key = agg.without ? e.labels.Filter(drop, false) : e.labels.Filter(agg.grouping, true);
-      auto [pos, inserted] = index.emplace(key, groups.size());
-      if (inserted) {
-        groups.push_back(Group{std::move(key), e.v, e.v, 1});
-        continue;
-      }
-      Group& g = groups[pos->second];
-      ++g.count;
-      switch (agg.op) {
-        case AggregateOp::kSum: g.value += e.v; break;
-        case AggregateOp::kMin:
-          if (g.value > e.v || std::isnan(g.value)) g.value = e.v;
-          break;
-        case AggregateOp::kMax:
-          if (g.value < e.v || std::isnan(g.value)) g.value = e.v;
-          break;
-        case AggregateOp::kAvg: {
-          if (std::isinf(g.mean)) {
-            // An infinite mean stays as it is for a same-signed Inf or a finite value;
-            // subtracting it below would give NaN.
-            if (std::isinf(e.v) && (g.mean > 0) == (e.v > 0)) break;
-            if (!std::isinf(e.v) && !std::isnan(e.v)) break;
-          }
-          double n = static_cast<double>(g.count);
-          g.mean += e.v / n - g.mean / n;
-          break;
-        }
-        default: break;
-      }
-    }
-    Vector out;
-    out.reserve(groups.size());
-    for (Group& g : groups) {
-      double v = g.value;
-      if (agg.op == AggregateOp::kAvg) v = g.mean;
-      if (agg.op == AggregateOp::kCount) v = static_cast<double>(g.count);
-      out.push_back(VectorElement{std::move(g.labels), t, v});
-    }
-    if (absl::Status st = Account(static_cast<int64_t>(out.size())); !st.ok()) return st;
-    return Value(std::move(out));
+    if (absl::Status st = CheckInterrupted(); !st.ok()) return st;
+    absl::StatusOr<Vector> out = Aggregate(agg, *in, param, t);
+    if (!out.ok()) return out.status();
+    if (absl::Status st = Account(static_cast<int64_t>(out->size())); !st.ok()) return st;
+    return Value(*std::move(out));
   }
 
   absl::StatusOr<Value> EvalBinary(const BinaryExpr& b, int64_t t) {
-    if (IsSetOperator(b.op) || b.op == BinaryOp::kAtan2) return NotImplemented(BinaryOpName(b.op));
     absl::StatusOr<Value> lhs = Eval(*b.lhs, t);
     if (!lhs.ok()) return lhs.status();
     absl::StatusOr<Value> rhs = Eval(*b.rhs, t);
@@ -415,101 +344,141 @@ class Evaluator {
       if (IsComparison(b.op) && !b.return_bool) {
         return absl::InvalidArgumentError("comparisons between scalars must use BOOL modifier");
       }
-      auto [v, keep] = ApplyBinaryOp(b.op, ls->v, rs->v);
-      if (IsComparison(b.op)) v = keep ? 1 : 0;
-      return Value(Scalar{t, v});
+      return Value(Scalar{t, ScalarBinary(b.op, ls->v, rs->v)});
     }
     absl::StatusOr<Vector> out;
     if (lv != nullptr && rs != nullptr) {
-      out = VectorScalar(b, std::move(*lv), rs->v, /*scalar_left=*/false);
+      out = VectorScalarBinary(b.op, b.return_bool, std::move(*lv), rs->v, /*scalar_left=*/false);
     } else if (ls != nullptr && rv != nullptr) {
-      out = VectorScalar(b, std::move(*rv), ls->v, /*scalar_left=*/true);
+      out = VectorScalarBinary(b.op, b.return_bool, std::move(*rv), ls->v, /*scalar_left=*/true);
     } else if (lv != nullptr && rv != nullptr) {
-      out = VectorVector(b, std::move(*lv), std::move(*rv));
+      out = VectorVectorBinary(b, *lv, *rv);
     } else {
       return absl::InvalidArgumentError(absl::StrCat(
           "binary expression must contain only scalar and instant vector types, got ",
           std::string(ValueTypeName(TypeOfValue(*lhs)))));
     }
     if (!out.ok()) return out.status();
-    if (absl::Status st = SortAndCheckUnique(*out); !st.ok()) return st;
+    if (absl::Status st = CheckUniqueLabels(*out); !st.ok()) return st;
     if (absl::Status st = Account(static_cast<int64_t>(out->size())); !st.ok()) return st;
     return Value(*std::move(out));
   }
 
-  absl::StatusOr<Vector> VectorScalar(const BinaryExpr& b, Vector vec, double scalar,
-                                      bool scalar_left) {
-    Vector out;
-    for (VectorElement& e : vec) {
-      double l = scalar_left ? scalar : e.v;
-      double r = scalar_left ? e.v : scalar;
-      auto [v, keep] = ApplyBinaryOp(b.op, l, r);
-      // A comparison keeps the vector's value, whichever side it is on.
-      if (IsComparison(b.op) && scalar_left) v = r;
-      if (b.return_bool) {
-        v = keep ? 1 : 0;
-        keep = true;
+  // The time `at` evaluates at when the query is evaluated at `t`: t itself without @.
+  int64_t AtTime(const AtModifier& at, int64_t t) const {
+    switch (at.kind) {
+      case AtModifier::Kind::kNone: break;
+      case AtModifier::Kind::kTimestamp: return at.timestamp_ms;
+      case AtModifier::Kind::kStart: return range_.start_ms;
+      case AtModifier::Kind::kEnd: return range_.end_ms;
+    }
+    return t;
+  }
+
+  // Adds to `out` the sample range each selector under `e` reads when `e` is evaluated at times
+  // in [lo, hi]: @ pins the time, offsets move it back, ranges, the lookback delta and
+  // subqueries widen it.
+  void CollectNeeds(const Expr& e, int64_t lo, int64_t hi, std::vector<Need>& out) const {
+    if (const auto* n = e.As<VectorSelector>()) {
+      if (n->at.kind != AtModifier::Kind::kNone) lo = hi = AtTime(n->at, lo);
+      out.push_back({n, lo - n->offset_ms - options_.lookback_delta_ms, hi - n->offset_ms});
+    } else if (const auto* n = e.As<MatrixSelector>()) {
+      const auto* vs = n->selector != nullptr ? n->selector->As<VectorSelector>() : nullptr;
+      if (vs == nullptr) return;
+      if (vs->at.kind != AtModifier::Kind::kNone) lo = hi = AtTime(vs->at, lo);
+      out.push_back({vs, lo - vs->offset_ms - n->range_ms, hi - vs->offset_ms});
+    } else if (const auto* n = e.As<SubqueryExpr>()) {
+      if (n->at.kind != AtModifier::Kind::kNone) lo = hi = AtTime(n->at, lo);
+      if (n->expr) CollectNeeds(*n->expr, lo - n->offset_ms - n->range_ms, hi - n->offset_ms, out);
+    } else if (const auto* n = e.As<Call>()) {
+      for (const ExprPtr& a : n->args) {
+        if (a) CollectNeeds(*a, lo, hi, out);
       }
-      if (!keep) continue;
-      e.v = v;
-      if (DropsMetricName(b.op) || b.return_bool) e.labels = e.labels.Without(kMetricNameLabel);
-      out.push_back(std::move(e));
+    } else if (const auto* n = e.As<AggregateExpr>()) {
+      if (n->param) CollectNeeds(*n->param, lo, hi, out);
+      if (n->expr) CollectNeeds(*n->expr, lo, hi, out);
+    } else if (const auto* n = e.As<BinaryExpr>()) {
+      if (n->lhs) CollectNeeds(*n->lhs, lo, hi, out);
+      if (n->rhs) CollectNeeds(*n->rhs, lo, hi, out);
+    } else if (const auto* n = e.As<UnaryExpr>()) {
+      if (n->expr) CollectNeeds(*n->expr, lo, hi, out);
+    } else if (const auto* n = e.As<ParenExpr>()) {
+      if (n->expr) CollectNeeds(*n->expr, lo, hi, out);
+    }
+  }
+
+  // A subquery at `t`: the inner expression evaluated at every multiple of the step in
+  // [ref - range, ref], ref being t (or the @ time) less the offset, as Prometheus aligns
+  // subquery steps. One series per label set, in order of first appearance. Inner results are
+  // kept per step time, so the overlapping windows of consecutive steps evaluate each inner
+  // time once.
+  absl::StatusOr<Matrix> EvalSubquery(const SubqueryExpr& sq, int64_t t) {
+    if (sq.expr == nullptr) return absl::InvalidArgumentError("subquery without an expression");
+    int64_t step = sq.step_ms > 0 ? sq.step_ms : options_.default_subquery_step_ms;
+    if (step <= 0) return absl::InvalidArgumentError("subquery step must be positive");
+    int64_t ref = AtTime(sq.at, t) - sq.offset_ms;
+    int64_t lo = ref - sq.range_ms;
+    // The first multiple of step at or after lo (division truncates towards zero).
+    int64_t first = (lo / step) * step;
+    if (first < lo) first += step;
+    std::map<int64_t, Vector>& cache = subquery_cache_[&sq];
+    cache.erase(cache.begin(), cache.lower_bound(first));
+    Matrix out;
+    std::map<Labels, size_t> index;
+    for (int64_t ti = first; ti <= ref; ti += step) {
+      if (absl::Status st = CheckInterrupted(); !st.ok()) return st;
+      auto it = cache.find(ti);
+      if (it == cache.end()) {
+        // What the inner evaluation holds is released after it; only its result is kept.
+        int64_t held = step_samples_;
+        absl::StatusOr<Vector> v = EvalVector(*sq.expr, ti);
+        if (!v.ok()) return v.status();
+        step_samples_ = held;
+        it = cache.emplace(ti, *std::move(v)).first;
+      }
+      for (const VectorElement& e : it->second) {
+        auto [pos, inserted] = index.try_emplace(e.labels, out.size());
+        if (inserted) out.push_back(MatrixSeries{e.labels, {}});
+        out[pos->second].samples.push_back(Sample{ti, e.v});
+      }
+      if (absl::Status st = Account(static_cast<int64_t>(it->second.size())); !st.ok()) {
+        return st;
+      }
+      if (ref - ti < step) break;  // no overflow past ref
     }
     return out;
   }
 
-  absl::StatusOr<Vector> VectorVector(const BinaryExpr& b, Vector lhs, Vector rhs) {
-    VectorMatching matching;
-    if (b.matching.has_value()) matching = *b.matching;
-    if (matching.card == VectorMatching::Card::kManyToOne) return NotImplemented("group_left");
-    if (matching.card == VectorMatching::Card::kOneToMany) return NotImplemented("group_right");
-    if (matching.card == VectorMatching::Card::kManyToMany) {
-      return NotImplemented("many-to-many matching");
+  // The argument of a range-vector function at `t`: the windows of a range selector or the
+  // points of a subquery (parentheses allowed around either), with the range [start_ms, end_ms]
+  // the function sees (for extrapolation).
+  struct RangeArg {
+    Matrix series;  // per series the non-stale samples in [start_ms, end_ms], increasing time
+    int64_t start_ms = 0;
+    int64_t end_ms = 0;
+  };
+  absl::StatusOr<RangeArg> EvalRangeArg(const Expr& arg, int64_t t) {
+    const Expr* e = &arg;
+    while (const auto* p = e->As<ParenExpr>()) {
+      if (p->expr == nullptr) break;
+      e = p->expr.get();
     }
-    std::vector<std::string> ignored = matching.matching_labels;
-    ignored.emplace_back(kMetricNameLabel);
-    auto signature = [&](const Labels& l) {
-      return matching.on ? l.Filter(matching.matching_labels, true) : l.Filter(ignored, false);
-    };
-    std::map<Labels, const VectorElement*> right;
-    for (const VectorElement& r : rhs) {
-      Labels sig = signature(r.labels);
-      auto [it, inserted] = right.emplace(sig, &r);
-      if (!inserted) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "found duplicate series for the match group ", sig.ToString(),
-            " on the right hand-side of the operation: [", r.labels.ToString(), ", ",
-            it->second->labels.ToString(),
-            "];many-to-many matching not allowed: matching labels must be unique on one side"));
+    if (const auto* ms = e->As<MatrixSelector>()) {
+      if (ms->selector == nullptr || ms->selector->As<VectorSelector>() == nullptr) {
+        return absl::InvalidArgumentError("range selector without an instant vector selector");
       }
+      absl::StatusOr<Matrix> m = SelectWindows(*ms, t);
+      if (!m.ok()) return m.status();
+      int64_t ref = RefTime(*ms->selector->As<VectorSelector>(), t);
+      return RangeArg{*std::move(m), ref - ms->range_ms, ref};
     }
-    std::map<Labels, bool> matched;
-    Vector out;
-    for (const VectorElement& l : lhs) {
-      Labels sig = signature(l.labels);
-      auto it = right.find(sig);
-      if (it == right.end()) continue;
-      auto [v, keep] = ApplyBinaryOp(b.op, l.v, it->second->v);
-      if (b.return_bool) {
-        v = keep ? 1 : 0;
-      } else if (!keep) {
-        continue;
-      }
-      if (!matched.emplace(sig, true).second) {
-        return absl::FailedPreconditionError(
-            "multiple matches for labels: many-to-one matching must be explicit "
-            "(group_left/group_right)");
-      }
-      Labels labels = l.labels;
-      if (DropsMetricName(b.op) || b.return_bool) labels = labels.Without(kMetricNameLabel);
-      if (matching.on) {
-        labels = labels.Filter(matching.matching_labels, true);
-      } else {
-        labels = labels.Filter(matching.matching_labels, false);
-      }
-      out.push_back(VectorElement{std::move(labels), l.t, v});
+    if (const auto* sq = e->As<SubqueryExpr>()) {
+      absl::StatusOr<Matrix> m = EvalSubquery(*sq, t);
+      if (!m.ok()) return m.status();
+      int64_t ref = AtTime(sq->at, t) - sq->offset_ms;
+      return RangeArg{*std::move(m), ref - sq->range_ms, ref};
     }
-    return out;
+    return absl::InvalidArgumentError("expected a range vector argument");
   }
 
   const EngineOptions& options_;
@@ -518,9 +487,25 @@ class Evaluator {
   QueryStats* stats_;
   absl::Time deadline_;
   absl::flat_hash_map<const VectorSelector*, std::vector<LoadedSeries>> data_;
+  absl::flat_hash_map<const SubqueryExpr*, std::map<int64_t, Vector>> subquery_cache_;
   int64_t step_samples_ = 0;
   int64_t result_samples_ = 0;
 };
+
+// True when Prometheus returns the instant vector of `expr` in an order of its own (topk,
+// bottomk, sort, sort_desc at the root) rather than one a client must not rely on.
+bool ResultIsOrdered(const Expr& expr) {
+  const Expr* e = &expr;
+  while (const auto* p = e->As<ParenExpr>()) {
+    if (p->expr == nullptr) return false;
+    e = p->expr.get();
+  }
+  if (const auto* a = e->As<AggregateExpr>()) {
+    return a->op == AggregateOp::kTopk || a->op == AggregateOp::kBottomk;
+  }
+  if (const auto* c = e->As<Call>()) return c->func == "sort" || c->func == "sort_desc";
+  return false;
+}
 
 absl::Status ValidateRootType(const Expr& expr) {
   ValueType type = StaticType(expr);
@@ -543,35 +528,17 @@ absl::Status CheckImplemented(const Expr& expr) {
     if (!status.ok()) return;
     if (const auto* n = e.As<MatrixSelector>()) {
       if (n->selector) self(self, *n->selector);
-    } else if (e.As<SubqueryExpr>() != nullptr) {
-      fail(NotImplemented("subquery"));
+    } else if (const auto* n = e.As<SubqueryExpr>()) {
+      if (n->expr) self(self, *n->expr);
     } else if (const auto* n = e.As<Call>()) {
       if (!IsImplementedFunction(n->func)) return fail(NotImplemented(n->func));
       for (const ExprPtr& a : n->args) {
         if (a) self(self, *a);
       }
-      for (const ExprPtr& a : n->args) {
-        if (a && a->As<MatrixSelector>() == nullptr) {
-          return fail(NotImplemented(absl::StrCat(n->func, " of a non-selector")));
-        }
-      }
     } else if (const auto* n = e.As<AggregateExpr>()) {
-      if (!IsImplementedAggregation(n->op) || n->param != nullptr) {
-        return fail(NotImplemented(AggregateOpName(n->op)));
-      }
+      if (n->param) self(self, *n->param);
       if (n->expr) self(self, *n->expr);
     } else if (const auto* n = e.As<BinaryExpr>()) {
-      if (IsSetOperator(n->op) || n->op == BinaryOp::kAtan2) {
-        return fail(NotImplemented(BinaryOpName(n->op)));
-      }
-      if (n->matching.has_value()) {
-        if (n->matching->card == VectorMatching::Card::kManyToOne) {
-          return fail(NotImplemented("group_left"));
-        }
-        if (n->matching->card == VectorMatching::Card::kOneToMany) {
-          return fail(NotImplemented("group_right"));
-        }
-      }
       if (n->lhs) self(self, *n->lhs);
       if (n->rhs) self(self, *n->rhs);
     } else if (const auto* n = e.As<UnaryExpr>()) {
@@ -610,16 +577,20 @@ absl::StatusOr<QueryResult> EvaluateInstant(const EngineOptions& options, Querya
   QueryResult result;
   Evaluator ev(options, params, EvalRange{time_ms, time_ms, 0}, &result.stats);
   if (absl::Status st = ev.Load(data, expr); !st.ok()) return st;
+  result.stats.prepare_seconds = SecondsSince(started);
   if (absl::Status st = ev.BeginStep(); !st.ok()) return st;
   absl::StatusOr<Value> value = ev.Eval(expr, time_ms);
   if (!value.ok()) return value.status();
-  if (auto* vec = std::get_if<Vector>(&*value)) {
+  result.stats.samples_per_step.emplace_back(time_ms, result.stats.total_queryable_samples);
+  absl::Time sort_started = absl::Now();
+  if (auto* vec = std::get_if<Vector>(&*value); vec != nullptr && !ResultIsOrdered(expr)) {
     std::sort(vec->begin(), vec->end(),
               [](const VectorElement& a, const VectorElement& b) { return a.labels < b.labels; });
   } else if (auto* mat = std::get_if<Matrix>(&*value)) {
     std::sort(mat->begin(), mat->end(),
               [](const MatrixSeries& a, const MatrixSeries& b) { return a.labels < b.labels; });
   }
+  result.stats.sort_seconds = SecondsSince(sort_started);
   result.value = *std::move(value);
   result.stats.eval_seconds = SecondsSince(started);
   return result;
@@ -641,11 +612,15 @@ absl::StatusOr<QueryResult> EvaluateRange(const EngineOptions& options, Queryabl
   QueryResult result;
   Evaluator ev(options, params, EvalRange{start_ms, end_ms, step_ms}, &result.stats);
   if (absl::Status st = ev.Load(data, expr); !st.ok()) return st;
+  result.stats.prepare_seconds = SecondsSince(started);
   std::map<Labels, std::vector<Sample>> series;
   for (int64_t t = start_ms; t <= end_ms; t += step_ms) {
     if (absl::Status st = ev.BeginStep(); !st.ok()) return st;
+    int64_t samples_before = result.stats.total_queryable_samples;
     absl::StatusOr<Value> value = ev.Eval(expr, t);
     if (!value.ok()) return value.status();
+    result.stats.samples_per_step.emplace_back(
+        t, result.stats.total_queryable_samples - samples_before);
     int64_t kept = 0;
     if (const auto* s = std::get_if<Scalar>(&*value)) {
       series[Labels()].push_back(Sample{t, s->v});

@@ -3,8 +3,12 @@
 //
 // Semantics follow Prometheus 2.42: instant selectors take the latest sample in
 // [t - lookback, t] unless it is a stale marker; range selectors take the non-stale samples in
-// [t - range, t]; offset and @ move t. Constructs outside the implemented subset fail with
-// Unimplemented("not implemented yet: <name>") before any data is read.
+// [t - range, t]; offset and @ move t; a subquery evaluates its expression at the multiples of
+// its step in [t - offset - range, t - offset] (the loader widens the data range accordingly).
+// Aggregations and binary operators are in aggregation.h and binary_ops.h. Constructs outside
+// the implemented subset fail with Unimplemented("not implemented yet: <name>") before any data
+// is read. Cancellation and the deadline are checked per step, per series loaded and per
+// subquery step; max_samples bounds both the samples loaded and those held at once.
 #ifndef TIDEMARK_QUERY_EVALUATOR_H_
 #define TIDEMARK_QUERY_EVALUATOR_H_
 

@@ -4,8 +4,10 @@
 #include <atomic>
 #include <cmath>
 #include <memory>
+#include <thread>
 #include <vector>
 
+#include "absl/time/clock.h"
 #include "gtest/gtest.h"
 #include "query/engine.h"
 #include "query/evaluator.h"
@@ -121,16 +123,16 @@ ExprPtr Selector(const char* name) {
 
 TEST(Evaluator, RefusesUnimplementedConstructsOnHandBuiltTrees) {
   auto call = std::make_unique<Expr>();
-  call->node = Call{"abs", {}};
+  call->node = Call{"no_such_function", {}};
   std::get<Call>(call->node).args.push_back(Selector("m"));
-  EXPECT_EQ(internal::CheckImplemented(*call).message(), "not implemented yet: abs");
+  EXPECT_EQ(internal::CheckImplemented(*call).message(), "not implemented yet: no_such_function");
 
   auto agg = std::make_unique<Expr>();
   AggregateExpr a;
   a.op = AggregateOp::kStddev;
   a.expr = Selector("m");
   agg->node = std::move(a);
-  EXPECT_EQ(internal::CheckImplemented(*agg).code(), absl::StatusCode::kUnimplemented);
+  EXPECT_TRUE(internal::CheckImplemented(*agg).ok());  // every aggregation is implemented
 
   auto bin = std::make_unique<Expr>();
   BinaryExpr b;
@@ -140,7 +142,7 @@ TEST(Evaluator, RefusesUnimplementedConstructsOnHandBuiltTrees) {
   b.matching = VectorMatching{};
   b.matching->card = VectorMatching::Card::kManyToOne;
   bin->node = std::move(b);
-  EXPECT_EQ(internal::CheckImplemented(*bin).message(), "not implemented yet: group_left");
+  EXPECT_TRUE(internal::CheckImplemented(*bin).ok());  // group_left is implemented
 
   MemoryStorage storage;
   ASSERT_TRUE(storage.Add(Labels::FromUnsorted({{"__name__", "m"}}), {{0, 1}}).ok());
@@ -215,6 +217,85 @@ TEST_F(EngineLimits, RangeQueryShapes) {
   auto s = engine.Instant(storage_, "\"hello\"", 5000);
   ASSERT_TRUE(s.ok());
   EXPECT_EQ(std::get<String>(s->value).v, "hello");
+}
+
+TEST_F(EngineLimits, MaxSamplesCountsSubqueryPoints) {
+  EngineOptions options;
+  options.max_samples = 1000;
+  // The query loads 10 series x 41 samples, but its subquery holds 10 series x 601 points
+  // (every second from 0s to 600s).
+  auto r = Engine(options).Instant(storage_, "max_over_time(m[10m:1s])", 600'000);
+  ASSERT_EQ(r.status().code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_EQ(r.status().message(),
+            "query processing would load too many samples into memory in query execution");
+  // What an inner step holds is released after it: 6010 points plus one step's selection fit.
+  options.max_samples = 6100;
+  auto ok = Engine(options).Instant(storage_, "max_over_time(m[10m:1s])", 600'000);
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  const auto& v = std::get<Vector>(ok->value);
+  ASSERT_EQ(v.size(), 10u);
+  EXPECT_EQ(v[0].v, 40);  // the sample at 600s
+  EXPECT_GE(ok->stats.peak_samples, 6010);
+  EXPECT_LE(ok->stats.peak_samples, 6100);
+}
+
+TEST_F(EngineLimits, TimeoutFiresInsideASubquery) {
+  Engine engine;
+  QueryParams params;
+  params.timeout = absl::Milliseconds(50);
+  absl::Time start = absl::Now();
+  // 604800 inner steps: far longer than 50ms unless the subquery loop checks the deadline.
+  auto r = engine.Instant(storage_, "max_over_time(sum(m)[7d:1s])", 1'000'000, params);
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kDeadlineExceeded) << r.status();
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+TEST_F(EngineLimits, CancellationStopsARunningRangeQuery) {
+  Engine engine;
+  std::atomic<bool> cancelled{false};
+  QueryParams params;
+  params.cancelled = &cancelled;
+  std::thread canceller([&cancelled] {
+    absl::SleepFor(absl::Milliseconds(50));
+    cancelled.store(true);
+  });
+  absl::Time start = absl::Now();
+  auto r = engine.Range(storage_, "topk(3, max_over_time(sum by (i) (m)[7d:1s]))", 0,
+                        3'600'000, 60'000, params);
+  canceller.join();
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kCancelled) << r.status();
+  EXPECT_EQ(r.status().message(), "query was canceled in expression evaluation");
+  EXPECT_LT(absl::Now() - start, absl::Seconds(5));
+}
+
+TEST(Subqueries, StepsAreMultiplesOfTheStep) {
+  MemoryStorage storage;
+  ASSERT_TRUE(storage.Add(Labels::FromUnsorted({{"__name__", "m"}}), Counter(100, 10'000, 1)).ok());
+  Engine engine;
+  auto r = engine.Instant(storage, "m[1m:20s]", 65'000);
+  ASSERT_TRUE(r.ok()) << r.status();
+  const auto& m = std::get<Matrix>(r->value);
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].samples, (std::vector<Sample>{{20'000, 2}, {40'000, 4}, {60'000, 6}}));
+
+  r = engine.Instant(storage, "m[1m:20s] offset 15s", 65'000);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(std::get<Matrix>(r->value)[0].samples,
+            (std::vector<Sample>{{0, 0}, {20'000, 2}, {40'000, 4}}));
+
+  // Both ends are included; @ replaces the evaluation time.
+  r = engine.Instant(storage, "m[40s:20s] @ 100", 5'000);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(std::get<Matrix>(r->value)[0].samples,
+            (std::vector<Sample>{{60'000, 6}, {80'000, 8}, {100'000, 10}}));
+
+  // Without a step, the engine's default evaluation interval.
+  EngineOptions options;
+  options.default_subquery_step_ms = 30'000;
+  r = Engine(options).Instant(storage, "m[1m:]", 70'000);
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(std::get<Matrix>(r->value)[0].samples,
+            (std::vector<Sample>{{30'000, 3}, {60'000, 6}}));
 }
 
 }  // namespace

@@ -348,7 +348,11 @@ class ScriptRunner {
         ASSERT_EQ(m[0].samples.size(), 1u);
         EXPECT_TRUE(AlmostEqual(m[0].samples[0].v, s->v));
       } else {
-        const auto& v = std::get<Vector>(result->value);
+        // A range query orders series by labels, whatever order the instant query keeps.
+        Vector v = std::get<Vector>(result->value);
+        std::sort(v.begin(), v.end(), [](const VectorElement& a, const VectorElement& b) {
+          return a.labels < b.labels;
+        });
         ASSERT_EQ(m.size(), v.size()) << "range query disagrees with instant query";
         for (size_t i = 0; i < v.size(); ++i) {
           EXPECT_EQ(m[i].labels, v[i].labels);
