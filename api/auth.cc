@@ -132,7 +132,9 @@ AuthDecision Authenticator::Check(std::string_view authorization, Permission nee
     decision.code = 403;
     decision.message = absl::StrCat("forbidden: token \"", match->name, "\" has role ",
                                     std::string(RoleName(match->role)), ", this endpoint needs ",
-                                    needed == Permission::kRead ? "read" : "write");
+                                    needed == Permission::kRead    ? "read"
+                                    : needed == Permission::kWrite ? "write"
+                                                                   : "admin");
     return decision;
   }
   bool tenant_ok = std::any_of(match->tenants.begin(), match->tenants.end(),

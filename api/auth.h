@@ -17,8 +17,9 @@
 namespace tidemark::api {
 
 enum class Role : uint8_t { kRead, kWrite, kAdmin };
-// What an endpoint needs: reading (query APIs) or writing (remote write).
-enum class Permission : uint8_t { kRead, kWrite };
+// What an endpoint needs: reading (query APIs), writing (remote write) or administration
+// (deleting series; only the admin role has it).
+enum class Permission : uint8_t { kRead, kWrite, kAdmin };
 
 absl::StatusOr<Role> ParseRole(std::string_view text);  // "read" | "write" | "admin"
 std::string_view RoleName(Role role);

@@ -31,9 +31,62 @@ absl::StatusOr<int64_t> DurationKey(const YAML::Node& node, const std::string& w
   return *ms;
 }
 
+absl::Status ParseOtlp(const YAML::Node& node, ingest::OtlpOptions& otlp) {
+  if (auto s = CheckKeys(node, "otlp",
+                         {"translation_strategy", "promote_resource_attributes",
+                          "promote_scope_metadata", "export_created_metric",
+                          "convert_delta_to_cumulative", "exponential_histogram_max_scale"});
+      !s.ok()) {
+    return s;
+  }
+  if (node["translation_strategy"]) {
+    absl::StatusOr<ingest::OtlpTranslationStrategy> strategy =
+        ingest::ParseOtlpTranslationStrategy(node["translation_strategy"].as<std::string>());
+    if (!strategy.ok()) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("otlp.translation_strategy: ", strategy.status().message()));
+    }
+    otlp.translation_strategy = *strategy;
+  }
+  if (const YAML::Node list = node["promote_resource_attributes"]) {
+    if (!list.IsSequence()) {
+      return absl::InvalidArgumentError(
+          "otlp.promote_resource_attributes: expected a list of attribute names");
+    }
+    otlp.promote_resource_attributes.clear();
+    for (const auto& item : list) {
+      std::string name = item.as<std::string>();
+      if (name.empty()) {
+        return absl::InvalidArgumentError("otlp.promote_resource_attributes: empty name");
+      }
+      otlp.promote_resource_attributes.push_back(std::move(name));
+    }
+  }
+  if (node["promote_scope_metadata"]) {
+    otlp.promote_scope_metadata = node["promote_scope_metadata"].as<bool>();
+  }
+  if (node["export_created_metric"]) {
+    otlp.export_created_metric = node["export_created_metric"].as<bool>();
+  }
+  if (node["convert_delta_to_cumulative"]) {
+    otlp.convert_delta_to_cumulative = node["convert_delta_to_cumulative"].as<bool>();
+  }
+  if (node["exponential_histogram_max_scale"]) {
+    int scale = node["exponential_histogram_max_scale"].as<int>();
+    if (scale < -4 || scale > 8) {
+      return absl::InvalidArgumentError(
+          "otlp.exponential_histogram_max_scale: must be in [-4, 8]");
+    }
+    otlp.exponential_histogram_max_scale = scale;
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ParseInto(const YAML::Node& root, Config& config) {
   if (root.IsNull()) return absl::OkStatus();
-  if (auto s = CheckKeys(root, "config", {"storage", "web", "query", "auth"}); !s.ok()) return s;
+  if (auto s = CheckKeys(root, "config", {"storage", "web", "query", "auth", "otlp"}); !s.ok()) {
+    return s;
+  }
   if (const YAML::Node storage = root["storage"]) {
     if (auto s = CheckKeys(storage, "storage", {"path", "retention", "fsync"}); !s.ok()) return s;
     if (storage["path"]) config.storage_path = storage["path"].as<std::string>();
@@ -80,6 +133,9 @@ absl::Status ParseInto(const YAML::Node& root, Config& config) {
       config.lookback_delta_ms = *ms;
     }
     if (query["max_samples"]) config.query_max_samples = query["max_samples"].as<int64_t>();
+  }
+  if (const YAML::Node otlp = root["otlp"]) {
+    if (auto s = ParseOtlp(otlp, config.otlp); !s.ok()) return s;
   }
   if (const YAML::Node auth = root["auth"]) {
     if (auto s = CheckKeys(auth, "auth", {"tokens"}); !s.ok()) return s;

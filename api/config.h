@@ -7,6 +7,10 @@
 //   auth:
 //     tokens:
 //       - {name: ci, sha256: <64 hex digits>, role: write, tenants: ["*"]}
+//   otlp:    {translation_strategy: UnderscoreEscapingWithSuffixes,   # or ...WithoutSuffixes
+//             promote_resource_attributes: [service.version, cloud.region],
+//             promote_scope_metadata: true, export_created_metric: false,
+//             convert_delta_to_cumulative: true, exponential_histogram_max_scale: 0}
 //
 // Every section and key is optional; unknown keys are errors (they are usually typos).
 #ifndef TIDEMARK_API_CONFIG_H_
@@ -18,6 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "api/auth.h"
+#include "ingest/otlp.h"
 #include "storage/db.h"
 
 namespace tidemark::api {
@@ -36,6 +41,8 @@ struct Config {
   int64_t lookback_delta_ms = 5 * 60 * 1000;
 
   AuthConfig auth;
+
+  ingest::OtlpOptions otlp;
 };
 
 // Parses YAML text over the defaults. InvalidArgument naming the key on any error.

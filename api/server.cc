@@ -1,24 +1,33 @@
 #include "api/server.h"
 
 #include <httplib.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <functional>
+#include <map>
 #include <optional>
 #include <set>
 #include <thread>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
+#include "absl/strings/numbers.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "api/connection_watch.h"
 #include "api/errors.h"
 #include "api/form.h"
 #include "api/json.h"
 #include "api/log.h"
 #include "api/metrics.h"
 #include "api/params.h"
+#include "api/query_gate.h"
 #include "query/parser.h"
 
 namespace tidemark::api {
@@ -37,7 +46,7 @@ struct Call {
   std::string path_param;  // <name> of /api/v1/label/<name>/values
 };
 
-enum class Methods : uint8_t { kGet, kGetPost, kPost };
+enum class Methods : uint8_t { kGet, kGetPost, kPost, kPostPut };
 
 struct Route {
   std::string handler;  // label value for metrics, e.g. "/api/v1/label/:name/values"
@@ -72,13 +81,20 @@ absl::StatusOr<int64_t> TimeParam(const Form& form, std::string_view name, int64
   return t;
 }
 
-absl::StatusOr<promql::QueryParams> QueryParamsOf(const Form& form) {
+// The query parameters; the `timeout` parameter can shorten the server's default timeout, not
+// lengthen it (Prometheus applies both its own limit and the request's).
+absl::StatusOr<promql::QueryParams> QueryParamsOf(const Form& form,
+                                                  absl::Duration default_timeout) {
   promql::QueryParams params;
+  params.timeout = default_timeout;
   std::string timeout = form.Value("timeout");
   if (!timeout.empty()) {
     absl::StatusOr<absl::Duration> d = ParseDurationParam(timeout);
     if (!d.ok()) return InvalidParam("timeout", d.status());
-    params.timeout = *d;
+    if (*d <= absl::ZeroDuration()) {
+      return InvalidParam("timeout", absl::InvalidArgumentError("timeout must be positive"));
+    }
+    if (default_timeout <= absl::ZeroDuration() || *d < default_timeout) params.timeout = *d;
   }
   return params;
 }
@@ -160,30 +176,92 @@ std::vector<std::string> Finish(std::vector<std::string> items, int64_t limit,
   return items;
 }
 
-void AppendStats(std::string& out, const promql::QueryStats& stats) {
+// What the server measures around the engine, in seconds.
+struct ExecTimings {
+  double queue = 0;       // waiting for a query slot
+  double eval_total = 0;  // the engine's work (parsing, preparation, evaluation, sorting)
+  double exec_total = 0;  // queue and engine together
+};
+
+// Prometheus's `data.stats` (util/stats.QueryStats): timings in seconds, and samples. The
+// per-step breakdown is present with `stats=all`, as Prometheus with per-step stats enabled.
+void AppendStats(std::string& out, const promql::QueryStats& stats, const ExecTimings& exec,
+                 bool per_step) {
+  double inner = std::max(0.0, stats.eval_seconds - stats.prepare_seconds - stats.sort_seconds);
   out += ",\"stats\":{\"timings\":{\"evalTotalTime\":";
-  AppendValue(out, stats.eval_seconds);
-  out += ",\"resultSortTime\":0,\"queryPreparationTime\":0,\"innerEvalTime\":";
-  AppendValue(out, stats.eval_seconds);
-  out += ",\"execQueueTime\":0,\"execTotalTime\":";
-  AppendValue(out, stats.eval_seconds);
-  out += "},\"samples\":{\"totalQueryableSamples\":";
+  AppendValue(out, exec.eval_total);
+  out += ",\"resultSortTime\":";
+  AppendValue(out, stats.sort_seconds);
+  out += ",\"queryPreparationTime\":";
+  AppendValue(out, stats.prepare_seconds);
+  out += ",\"innerEvalTime\":";
+  AppendValue(out, inner);
+  out += ",\"execQueueTime\":";
+  AppendValue(out, exec.queue);
+  out += ",\"execTotalTime\":";
+  AppendValue(out, exec.exec_total);
+  out += "},\"samples\":{";
+  if (per_step) {
+    out += "\"totalQueryableSamplesPerStep\":[";
+    bool first = true;
+    for (const auto& [t, n] : stats.samples_per_step) {
+      if (!first) out.push_back(',');
+      first = false;
+      out.push_back('[');
+      AppendTimestamp(out, t);
+      out.push_back(',');
+      out += std::to_string(n);
+      out.push_back(']');
+    }
+    out += "],";
+  }
+  out += "\"totalQueryableSamples\":";
   out += std::to_string(stats.total_queryable_samples);
   out += ",\"peakSamples\":";
   out += std::to_string(stats.peak_samples);
   out += "}}";
 }
 
-void WriteQueryResult(httplib::Response& res, const promql::QueryResult& result, bool stats) {
+// `stats` is the request's stats parameter: empty for none, "all" for the per-step breakdown.
+void WriteQueryResult(httplib::Response& res, const promql::QueryResult& result,
+                      const std::string& stats, const ExecTimings& exec) {
   std::string data;
   AppendQueryData(data, result.value);
-  if (stats) {
+  if (!stats.empty()) {
     data.pop_back();  // the closing brace of data
-    AppendStats(data, result.stats);
+    AppendStats(data, result.stats, exec, stats == "all");
     data.push_back('}');
   }
   res.status = 200;
   res.set_content(SuccessEnvelope(data, result.warnings), kJson);
+}
+
+double SecondsSince(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+// Top `limit` (name, count) pairs by count, ties by name: the entries of /api/v1/status/tsdb.
+std::string TopStats(const std::map<std::string, int64_t>& counts, size_t limit) {
+  std::vector<std::pair<std::string, int64_t>> items(counts.begin(), counts.end());
+  std::stable_sort(items.begin(), items.end(),
+                   [](const auto& a, const auto& b) { return a.second > b.second; });
+  if (items.size() > limit) items.resize(limit);
+  std::string out = "[";
+  for (size_t i = 0; i < items.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    out += "{\"name\":";
+    AppendJsonString(out, items[i].first);
+    out += ",\"value\":";
+    out += std::to_string(items[i].second);
+    out.push_back('}');
+  }
+  out.push_back(']');
+  return out;
+}
+
+// RFC3339 with nanoseconds and the local offset, as Go prints a time.Time in JSON.
+std::string Rfc3339(absl::Time t) {
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%E9S%Ez", t, absl::LocalTimeZone());
 }
 
 int RemoteWriteCode(const absl::Status& status) {
@@ -203,14 +281,32 @@ struct Server::Impl {
       : options(std::move(opts)),
         auth(options.auth),
         engine(options.engine),
-        metrics(CurrentBuild()) {
+        metrics(CurrentBuild()),
+        gate(options.max_concurrent_queries, options.max_queued_queries) {
     BuildRoutes();
   }
 
   ServerOptions options;
+  ingest::OtlpReceiver otlp{options.otlp};
+  std::atomic<int64_t> otlp_inflight{0};
+  absl::Mutex otlp_store_mu;
+  DB* otlp_store_db ABSL_GUARDED_BY(otlp_store_mu) = nullptr;
+  std::shared_ptr<ingest::DeltaStateStore> otlp_store ABSL_GUARDED_BY(otlp_store_mu);
+  // The delta running-total store of `d` (made anew when the DB changes).
+  std::shared_ptr<ingest::DeltaStateStore> OtlpStore(DB* d) {
+    absl::MutexLock lock(&otlp_store_mu);
+    if (otlp_store == nullptr || otlp_store_db != d) {
+      otlp_store = ingest::NewDbDeltaStateStore(d);
+      otlp_store_db = d;
+    }
+    return otlp_store;
+  }
   Authenticator auth;
   promql::Engine engine;
   ServerMetrics metrics;
+  QueryGate gate;               // the concurrent-query limit
+  ConnectionWatch watch;        // cancels queries whose client went away
+  absl::Time start_time = absl::Now();
   httplib::Server http;
   std::thread thread;
   std::atomic<DB*> db{nullptr};
@@ -233,6 +329,24 @@ struct Server::Impl {
   void LabelValues(Call& c, httplib::Response& res);
   void SeriesApi(Call& c, httplib::Response& res);
   void RemoteWrite(Call& c, httplib::Response& res);
+  void OtlpMetrics(Call& c, httplib::Response& res);
+  void Metadata(Call& c, httplib::Response& res);
+  void QueryExemplars(Call& c, httplib::Response& res);
+  void Flags(Call& c, httplib::Response& res);
+  void RuntimeInfo(Call& c, httplib::Response& res);
+  void TsdbStatus(Call& c, httplib::Response& res);
+  void FormatQuery(Call& c, httplib::Response& res);
+  void DeleteSeries(Call& c, httplib::Response& res);
+
+  // Runs `evaluate` in a query slot, with `params` cancelled when the client goes away and its
+  // timeout covering the wait for the slot. Fills `exec`.
+  absl::StatusOr<promql::QueryResult> Execute(
+      Call& c, promql::QueryParams params, ExecTimings& exec,
+      const std::function<absl::StatusOr<promql::QueryResult>(const promql::QueryParams&)>&
+          evaluate);
+  // Writes the result of a query or query_range call.
+  void Answer(Call& c, httplib::Response& res,
+              const absl::StatusOr<promql::QueryResult>& result, const ExecTimings& exec);
 };
 
 void Server::Impl::BuildRoutes() {
@@ -257,11 +371,28 @@ void Server::Impl::BuildRoutes() {
       std::bind(&Impl::SeriesApi, this, _1, _2));
   add("/api/v1/write", Methods::kPost, Permission::kWrite, true,
       std::bind(&Impl::RemoteWrite, this, _1, _2));
-  add("/api/v1/query_exemplars", Methods::kGetPost, Permission::kRead, false, json("[]"));
-  add("/api/v1/metadata", Methods::kGet, Permission::kRead, false, json("{}"));
+  // OTLP/HTTP: the Collector's otlphttp exporter posts to /v1/metrics, Prometheus serves this
+  // under /api/v1/otlp.
+  add("/v1/metrics", Methods::kPost, Permission::kWrite, true,
+      std::bind(&Impl::OtlpMetrics, this, _1, _2));
+  add("/api/v1/otlp/v1/metrics", Methods::kPost, Permission::kWrite, true,
+      std::bind(&Impl::OtlpMetrics, this, _1, _2));
+  add("/api/v1/query_exemplars", Methods::kGetPost, Permission::kRead, true,
+      std::bind(&Impl::QueryExemplars, this, _1, _2));
+  add("/api/v1/metadata", Methods::kGet, Permission::kRead, true,
+      std::bind(&Impl::Metadata, this, _1, _2));
   add("/api/v1/rules", Methods::kGet, Permission::kRead, false, json("{\"groups\":[]}"));
   add("/api/v1/alerts", Methods::kGet, Permission::kRead, false, json("{\"alerts\":[]}"));
-  add("/api/v1/status/flags", Methods::kGet, Permission::kRead, false, json("{}"));
+  add("/api/v1/status/flags", Methods::kGet, Permission::kRead, false,
+      std::bind(&Impl::Flags, this, _1, _2));
+  add("/api/v1/status/runtimeinfo", Methods::kGet, Permission::kRead, false,
+      std::bind(&Impl::RuntimeInfo, this, _1, _2));
+  add("/api/v1/status/tsdb", Methods::kGet, Permission::kRead, true,
+      std::bind(&Impl::TsdbStatus, this, _1, _2));
+  add("/api/v1/format_query", Methods::kGetPost, Permission::kRead, false,
+      std::bind(&Impl::FormatQuery, this, _1, _2));
+  add("/api/v1/admin/tsdb/delete_series", Methods::kPostPut, Permission::kAdmin, true,
+      std::bind(&Impl::DeleteSeries, this, _1, _2));
   add("/api/v1/status/buildinfo", Methods::kGet, Permission::kRead, false,
       [](Call&, httplib::Response& res) {
         const BuildInfo& b = CurrentBuild();
@@ -339,13 +470,16 @@ void Server::Impl::Handle(const httplib::Request& req, httplib::Response& res,
 
   bool is_get = req.method == "GET" || req.method == "HEAD";
   bool is_post = req.method == "POST";
+  bool is_put = req.method == "PUT";
   bool allowed = (route->methods == Methods::kGet && is_get) ||
                  (route->methods == Methods::kPost && is_post) ||
+                 (route->methods == Methods::kPostPut && (is_post || is_put)) ||
                  (route->methods == Methods::kGetPost && (is_get || is_post));
   if (!allowed) {
-    res.set_header("Allow", route->methods == Methods::kGet    ? "GET, HEAD"
-                            : route->methods == Methods::kPost ? "POST"
-                                                               : "GET, HEAD, POST");
+    res.set_header("Allow", route->methods == Methods::kGet       ? "GET, HEAD"
+                            : route->methods == Methods::kPost    ? "POST"
+                            : route->methods == Methods::kPostPut ? "POST, PUT"
+                                                                  : "GET, HEAD, POST");
     WriteText(res, 405, "Method Not Allowed");
     return;
   }
@@ -378,7 +512,7 @@ void Server::Impl::Handle(const httplib::Request& req, httplib::Response& res,
     return;
   }
 
-  bool form_body = is_post && IsFormContentType(req.get_header_value("Content-Type"));
+  bool form_body = (is_post || is_put) && IsFormContentType(req.get_header_value("Content-Type"));
   size_t q = req.target.find('?');
   std::string_view url_query =
       q == std::string::npos ? std::string_view() : std::string_view(req.target).substr(q + 1);
@@ -392,21 +526,58 @@ void Server::Impl::Query(Call& c, httplib::Response& res) {
   int64_t now_ms = absl::ToUnixMillis(absl::Now());
   absl::StatusOr<int64_t> t = TimeParam(c.form, "time", now_ms);
   if (!t.ok()) return WriteJsonError(res, t.status());
-  absl::StatusOr<promql::QueryParams> params = QueryParamsOf(c.form);
+  absl::StatusOr<promql::QueryParams> params =
+      QueryParamsOf(c.form, options.engine.default_timeout);
   if (!params.ok()) return WriteJsonError(res, params.status());
   std::unique_ptr<Queryable> data = c.db->ForTenant(c.tenant);
   auto start = std::chrono::steady_clock::now();
+  ExecTimings exec;
+  std::string query = c.form.Value("query");
   absl::StatusOr<promql::QueryResult> result =
-      engine.Instant(*data, c.form.Value("query"), *t, *params);
-  metrics.ObserveQuery("query",
-                       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      Execute(c, *params, exec, [&](const promql::QueryParams& p) {
+        return engine.Instant(*data, query, *t, p);
+      });
+  metrics.ObserveQuery("query", SecondsSince(start));
+  Answer(c, res, result, exec);
+}
+
+absl::StatusOr<promql::QueryResult> Server::Impl::Execute(
+    Call& c, promql::QueryParams params, ExecTimings& exec,
+    const std::function<absl::StatusOr<promql::QueryResult>(const promql::QueryParams&)>&
+        evaluate) {
+  auto began = std::chrono::steady_clock::now();
+  std::unique_ptr<ConnectionWatch::Handle> watched =
+      watch.Watch(c.req.remote_addr, c.req.remote_port,
+                  c.req.local_port > 0 ? c.req.local_port : port);
+  params.cancelled = watched->cancelled();
+  absl::Duration timeout =
+      params.timeout > absl::ZeroDuration() ? params.timeout : options.engine.default_timeout;
+  absl::Time deadline = absl::Now() + timeout;
+  absl::StatusOr<QueryGate::Ticket> ticket = gate.Enter(deadline, params.cancelled);
+  exec.queue = SecondsSince(began);
+  if (!ticket.ok()) {
+    exec.exec_total = exec.queue;
+    return ticket.status();
+  }
+  // The engine's clock starts now: what the queue took comes off its timeout.
+  params.timeout = std::max(deadline - absl::Now(), absl::Nanoseconds(1));
+  auto evaluating = std::chrono::steady_clock::now();
+  absl::StatusOr<promql::QueryResult> result = evaluate(params);
+  exec.eval_total = SecondsSince(evaluating);
+  exec.exec_total = SecondsSince(began);
+  return result;
+}
+
+void Server::Impl::Answer(Call& c, httplib::Response& res,
+                          const absl::StatusOr<promql::QueryResult>& result,
+                          const ExecTimings& exec) {
   if (!result.ok()) {
     if (absl::IsInvalidArgument(result.status())) {
       return WriteJsonError(res, InvalidParam("query", result.status()));
     }
     return WriteJsonError(res, result.status());
   }
-  WriteQueryResult(res, *result, !c.form.Value("stats").empty());
+  WriteQueryResult(res, *result, c.form.Value("stats"), exec);
 }
 
 void Server::Impl::QueryRange(Call& c, httplib::Response& res) {
@@ -433,22 +604,20 @@ void Server::Impl::QueryRange(Call& c, httplib::Response& res) {
                                    "exceeded maximum resolution of 11,000 points per timeseries. "
                                    "Try decreasing the query resolution (?step=XX)"));
   }
-  absl::StatusOr<promql::QueryParams> params = QueryParamsOf(c.form);
+  absl::StatusOr<promql::QueryParams> params =
+      QueryParamsOf(c.form, options.engine.default_timeout);
   if (!params.ok()) return WriteJsonError(res, params.status());
   int64_t step_ms = std::max<int64_t>(1, absl::ToInt64Milliseconds(*step));
   std::unique_ptr<Queryable> data = c.db->ForTenant(c.tenant);
   auto began = std::chrono::steady_clock::now();
+  ExecTimings exec;
+  std::string query = c.form.Value("query");
   absl::StatusOr<promql::QueryResult> result =
-      engine.Range(*data, c.form.Value("query"), *start, *end, step_ms, *params);
-  metrics.ObserveQuery("query_range",
-                       std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
-  if (!result.ok()) {
-    if (absl::IsInvalidArgument(result.status())) {
-      return WriteJsonError(res, InvalidParam("query", result.status()));
-    }
-    return WriteJsonError(res, result.status());
-  }
-  WriteQueryResult(res, *result, !c.form.Value("stats").empty());
+      Execute(c, *params, exec, [&](const promql::QueryParams& p) {
+        return engine.Range(*data, query, *start, *end, step_ms, p);
+      });
+  metrics.ObserveQuery("query_range", SecondsSince(began));
+  Answer(c, res, result, exec);
 }
 
 void Server::Impl::Labels(Call& c, httplib::Response& res) {
@@ -542,15 +711,30 @@ void Server::Impl::SeriesApi(Call& c, httplib::Response& res) {
 void Server::Impl::RemoteWrite(Call& c, httplib::Response& res) {
   int code = 0;
   std::string content_type = c.req.get_header_value("Content-Type");
-  if (!ingest::IsRemoteWrite1ContentType(content_type)) {
+  absl::StatusOr<ingest::RemoteWriteVersion> version = ingest::RemoteWriteVersionOf(content_type);
+  if (!version.ok()) {
     code = 415;
-    WriteText(res, code, absl::StrCat("unsupported content type \"", content_type,
-                                      "\": want application/x-protobuf (remote write 1.0)"));
+    WriteText(res, code, std::string(version.status().message()));
   } else {
     std::unique_ptr<Appender> appender = c.db->NewAppender(c.tenant);
-    ingest::WriteResult result = ingest::HandleRemoteWrite(
-        c.body, c.req.get_header_value("Content-Encoding"), options.write_limits, *appender);
+    std::unique_ptr<ingest::SideStore> side = ingest::DBSideStore(*c.db, c.tenant);
+    const std::string encoding = c.req.get_header_value("Content-Encoding");
+    const bool v2 = *version == ingest::RemoteWriteVersion::k2;
+    ingest::WriteResult result =
+        v2 ? ingest::HandleRemoteWrite2(c.body, encoding, options.write_limits, *appender,
+                                        side.get())
+           : ingest::HandleRemoteWrite(c.body, encoding, options.write_limits, *appender,
+                                       side.get());
     code = RemoteWriteCode(result.status);
+    if (v2) {
+      // Remote write 2.0: what was written, on success and failure alike.
+      res.set_header("X-Prometheus-Remote-Write-Samples-Written",
+                     absl::StrCat(result.samples_accepted));
+      res.set_header("X-Prometheus-Remote-Write-Histograms-Written",
+                     absl::StrCat(result.histograms_written));
+      res.set_header("X-Prometheus-Remote-Write-Exemplars-Written",
+                     absl::StrCat(result.exemplars_written));
+    }
     if (result.samples_accepted > 0 && result.status.ok()) {
       metrics.AddAppended(c.tenant, result.samples_accepted);
     }
@@ -565,6 +749,294 @@ void Server::Impl::RemoteWrite(Call& c, httplib::Response& res) {
     }
   }
   metrics.CountRemoteWrite(code);
+}
+
+namespace {
+
+// The matchers of every vector selector in `expr` (also inside range selectors, subqueries,
+// calls and operators), as Prometheus's parser.ExtractSelectors.
+void CollectSelectors(const promql::Expr& expr, std::vector<std::vector<LabelMatcher>>& out) {
+  std::visit(
+      [&out](const auto& node) {
+        using T = std::decay_t<decltype(node)>;
+        if constexpr (std::is_same_v<T, promql::VectorSelector>) {
+          out.push_back(node.matchers);
+        } else if constexpr (std::is_same_v<T, promql::MatrixSelector>) {
+          if (node.selector) CollectSelectors(*node.selector, out);
+        } else if constexpr (std::is_same_v<T, promql::SubqueryExpr> ||
+                             std::is_same_v<T, promql::UnaryExpr> ||
+                             std::is_same_v<T, promql::ParenExpr>) {
+          if (node.expr) CollectSelectors(*node.expr, out);
+        } else if constexpr (std::is_same_v<T, promql::Call>) {
+          for (const promql::ExprPtr& arg : node.args) {
+            if (arg) CollectSelectors(*arg, out);
+          }
+        } else if constexpr (std::is_same_v<T, promql::AggregateExpr>) {
+          if (node.expr) CollectSelectors(*node.expr, out);
+          if (node.param) CollectSelectors(*node.param, out);
+        } else if constexpr (std::is_same_v<T, promql::BinaryExpr>) {
+          if (node.lhs) CollectSelectors(*node.lhs, out);
+          if (node.rhs) CollectSelectors(*node.rhs, out);
+        }
+      },
+      expr.node);
+}
+
+// An integer parameter of the metadata API: absent means -1 (no limit); Prometheus's wording.
+absl::StatusOr<int64_t> MetadataLimit(const Form& form, std::string_view name) {
+  std::string text = form.Value(name);
+  if (text.empty()) return -1;
+  int64_t v = 0;
+  if (!absl::SimpleAtoi(text, &v)) {
+    return absl::InvalidArgumentError(absl::StrCat(std::string(name), " must be a number"));
+  }
+  return v;
+}
+
+}  // namespace
+
+void Server::Impl::Metadata(Call& c, httplib::Response& res) {
+  absl::StatusOr<int64_t> limit = MetadataLimit(c.form, "limit");
+  if (!limit.ok()) return WriteJsonError(res, limit.status());
+  absl::StatusOr<int64_t> per_metric = MetadataLimit(c.form, "limit_per_metric");
+  if (!per_metric.ok()) return WriteJsonError(res, per_metric.status());
+  const std::string metric = c.form.Value("metric");
+  // As Prometheus: limit >= 0 caps the metrics (0: none), limit_per_metric > 0 the entries of
+  // each; one entry per metric is stored, so the latter never cuts anything.
+  std::vector<std::pair<std::string, MetricMetadata>> empty;
+  absl::StatusOr<std::vector<std::pair<std::string, MetricMetadata>>> got =
+      *limit == 0 ? empty : c.db->GetMetadata(c.tenant, metric, *limit > 0 ? *limit : 0);
+  if (!got.ok()) return WriteJsonError(res, got.status());
+  std::string data = "{";
+  bool first = true;
+  for (const auto& [name, md] : *got) {
+    if (!first) data.push_back(',');
+    first = false;
+    AppendJsonString(data, name);
+    data += ":[{\"type\":";
+    AppendJsonString(data, md.type);
+    data += ",\"help\":";
+    AppendJsonString(data, md.help);
+    data += ",\"unit\":";
+    AppendJsonString(data, md.unit);
+    data += "}]";
+  }
+  data.push_back('}');
+  res.set_content(SuccessEnvelope(data), kJson);
+}
+
+void Server::Impl::QueryExemplars(Call& c, httplib::Response& res) {
+  absl::StatusOr<int64_t> start = TimeParam(c.form, "start", kMinTimeMs);
+  if (!start.ok()) return WriteJsonError(res, start.status());
+  absl::StatusOr<int64_t> end = TimeParam(c.form, "end", kMaxTimeMs);
+  if (!end.ok()) return WriteJsonError(res, end.status());
+  if (*end < *start) {
+    return WriteJsonError(
+        res, InvalidParam("end", absl::InvalidArgumentError(
+                                     "end timestamp must not be before start time")));
+  }
+  absl::StatusOr<promql::ExprPtr> expr = promql::Parse(c.form.Value("query"));
+  if (!expr.ok()) {
+    return WriteJsonError(res, InvalidParam("query", absl::InvalidArgumentError(
+                                                         expr.status().message())));
+  }
+  std::vector<std::vector<LabelMatcher>> selectors;
+  CollectSelectors(**expr, selectors);
+  auto got = c.db->QueryExemplars(c.tenant, selectors, *start, *end);
+  if (!got.ok()) return WriteJsonError(res, got.status());
+  std::string data = "[";
+  for (size_t i = 0; i < got->size(); ++i) {
+    const SeriesExemplars& se = (*got)[i];
+    if (i > 0) data.push_back(',');
+    data += "{\"seriesLabels\":";
+    AppendLabels(data, se.series);
+    data += ",\"exemplars\":[";
+    for (size_t j = 0; j < se.exemplars.size(); ++j) {
+      const Exemplar& e = se.exemplars[j];
+      if (j > 0) data.push_back(',');
+      data += "{\"labels\":";
+      AppendLabels(data, e.labels);
+      data += ",\"value\":\"";
+      AppendValue(data, e.value);
+      data += "\",\"timestamp\":";
+      AppendTimestamp(data, e.t_ms);
+      data.push_back('}');
+    }
+    data += "]}";
+  }
+  data.push_back(']');
+  res.set_content(SuccessEnvelope(data), kJson);
+}
+
+void Server::Impl::Flags(Call&, httplib::Response& res) {
+  std::string data = "{";
+  for (size_t i = 0; i < options.flags.size(); ++i) {
+    if (i > 0) data.push_back(',');
+    AppendJsonString(data, options.flags[i].first);
+    data.push_back(':');
+    AppendJsonString(data, options.flags[i].second);
+  }
+  data.push_back('}');
+  res.set_content(SuccessEnvelope(data), kJson);
+}
+
+void Server::Impl::RuntimeInfo(Call&, httplib::Response& res) {
+  char cwd[4096] = {};
+  if (getcwd(cwd, sizeof(cwd)) == nullptr) cwd[0] = '\0';
+  int64_t threads = 0;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator("/proc/self/task", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    ++threads;
+  }
+  std::string data = "{\"startTime\":";
+  AppendJsonString(data, Rfc3339(start_time));
+  data += ",\"CWD\":";
+  AppendJsonString(data, cwd);
+  data += ",\"reloadConfigSuccess\":true,\"lastConfigTime\":";
+  AppendJsonString(data, Rfc3339(start_time));
+  data += ",\"corruptionCount\":0,\"goroutineCount\":";
+  data += std::to_string(threads);
+  data += ",\"GOMAXPROCS\":";
+  data += std::to_string(std::max(1u, std::thread::hardware_concurrency()));
+  data += ",\"GOGC\":\"\",\"GODEBUG\":\"\",\"storageRetention\":";
+  AppendJsonString(data, options.storage_retention);
+  data += "}";
+  res.set_content(SuccessEnvelope(data), kJson);
+}
+
+// Cardinality of the recent data (the last 3 hours up to the newest sample, the span of
+// Prometheus's head block): per metric name, label name and label pair, top `limit` (10).
+void Server::Impl::TsdbStatus(Call& c, httplib::Response& res) {
+  constexpr int64_t kHeadSpanMs = 3 * 3600 * 1000;
+  absl::StatusOr<int64_t> limit = ParseLimit(c.form.Value("limit"));
+  if (!limit.ok()) return WriteJsonError(res, InvalidParam("limit", limit.status()));
+  size_t top = *limit > 0 ? static_cast<size_t>(*limit) : 10;
+  Stats stats = c.db->GetStats();
+  int64_t maxt = stats.max_time_ms;
+  int64_t mint = std::max(stats.min_time_ms, maxt - kHeadSpanMs);
+  std::map<std::string, int64_t> by_metric, values_by_name, bytes_by_name, by_pair;
+  int64_t num_series = 0;
+  if (stats.max_time_ms != 0 || stats.min_time_ms != 0) {
+    absl::StatusOr<std::unique_ptr<Querier>> querier = c.db->NewQuerier(c.tenant, mint, maxt);
+    if (!querier.ok()) return WriteJsonError(res, querier.status());
+    absl::StatusOr<LabelMatcher> any_name =
+        LabelMatcher::Create(MatchType::kRegexMatch, std::string(kMetricNameLabel), ".+");
+    if (!any_name.ok()) return WriteJsonError(res, any_name.status());
+    absl::StatusOr<std::vector<Series>> series =
+        (*querier)->Select({*any_name}, SelectHints{mint, maxt});
+    if (!series.ok()) return WriteJsonError(res, series.status());
+    num_series = static_cast<int64_t>(series->size());
+    for (const Series& s : *series) {
+      for (const Label& l : s.labels) {
+        std::string pair = absl::StrCat(l.name, "=", l.value);
+        if (by_pair[pair]++ == 0) ++values_by_name[l.name];
+        bytes_by_name[l.name] += static_cast<int64_t>(l.value.size());
+      }
+      ++by_metric[std::string(s.labels.MetricName())];
+    }
+  }
+  std::string data = "{\"headStats\":{\"numSeries\":";
+  data += std::to_string(num_series);
+  data += ",\"numLabelPairs\":";
+  data += std::to_string(by_pair.size());
+  data += ",\"chunkCount\":";
+  data += std::to_string(stats.head_chunks);
+  data += ",\"minTime\":";
+  data += std::to_string(mint);
+  data += ",\"maxTime\":";
+  data += std::to_string(maxt);
+  data += "},\"seriesCountByMetricName\":";
+  data += TopStats(by_metric, top);
+  data += ",\"labelValueCountByLabelName\":";
+  data += TopStats(values_by_name, top);
+  data += ",\"memoryInBytesByLabelName\":";
+  data += TopStats(bytes_by_name, top);
+  data += ",\"seriesCountByLabelValuePair\":";
+  data += TopStats(by_pair, top);
+  data += "}";
+  res.set_content(SuccessEnvelope(data), kJson);
+}
+
+void Server::Impl::FormatQuery(Call& c, httplib::Response& res) {
+  absl::StatusOr<promql::ExprPtr> expr = promql::Parse(c.form.Value("query"));
+  if (!expr.ok()) return WriteJsonError(res, InvalidParam("query", expr.status()));
+  std::string data;
+  AppendJsonString(data, promql::Print(**expr));
+  res.set_content(SuccessEnvelope(data), kJson);
+}
+
+// Checks the request as Prometheus does, then answers 501: storage has no series deletion yet
+// (only retention drops old data).
+void Server::Impl::DeleteSeries(Call& c, httplib::Response& res) {
+  if (!c.form.Has("match[]")) {
+    return WriteJsonError(res, absl::InvalidArgumentError("no match[] parameter provided"));
+  }
+  absl::StatusOr<int64_t> start = TimeParam(c.form, "start", kMinTimeMs);
+  if (!start.ok()) return WriteJsonError(res, start.status());
+  absl::StatusOr<int64_t> end = TimeParam(c.form, "end", kMaxTimeMs);
+  if (!end.ok()) return WriteJsonError(res, end.status());
+  absl::StatusOr<std::vector<std::vector<LabelMatcher>>> sets = MatchersOf(c.form, false);
+  if (!sets.ok()) return WriteJsonError(res, sets.status());
+  res.status = 501;
+  res.set_content(ErrorEnvelope("internal",
+                                "not implemented yet: delete_series (the storage cannot delete "
+                                "series; data leaves only through retention)"),
+                  kJson);
+}
+
+// OTLP/HTTP export (https://opentelemetry.io/docs/specs/otlp/#otlphttp): errors and partial
+// successes are answered in the request's encoding; 429/503 carry Retry-After.
+void Server::Impl::OtlpMetrics(Call& c, httplib::Response& res) {
+  const std::string content_type = c.req.get_header_value("Content-Type");
+  absl::StatusOr<ingest::OtlpEncoding> encoding = ingest::OtlpEncodingOf(content_type);
+  if (!encoding.ok()) {
+    WriteText(res, 415, std::string(encoding.status().message()));
+    return;
+  }
+  auto answer = [&](int code, const ingest::OtlpResult& result) {
+    res.status = code;
+    if (code == 429 || code == 503) res.set_header("Retry-After", "1");
+    res.set_content(ingest::EncodeOtlpResponse(result, *encoding),
+                    std::string(ingest::OtlpContentType(*encoding)));
+  };
+  std::string content_encoding = c.req.get_header_value("Content-Encoding");
+  // cpp-httplib (built with zlib) may already have inflated a gzip body: a gzip stream opens
+  // with 1f 8b, a protobuf or JSON body never does.
+  if (c.body.substr(0, 2) != std::string_view("\x1f\x8b", 2) &&
+      absl::AsciiStrToLower(content_encoding) == "gzip") {
+    content_encoding.clear();
+  }
+  if (absl::Status s = ingest::CheckOtlpContentEncoding(content_encoding); !s.ok()) {
+    ingest::OtlpResult result;
+    result.status = s;
+    return answer(415, result);
+  }
+  if (otlp_inflight.fetch_add(1) >= options.otlp_max_inflight_requests) {
+    otlp_inflight.fetch_sub(1);
+    ingest::OtlpResult result;
+    result.status = absl::ResourceExhaustedError("too many OTLP requests in progress; retry later");
+    return answer(429, result);
+  }
+  std::shared_ptr<ingest::DeltaStateStore> store = OtlpStore(c.db);
+  std::unique_ptr<Appender> appender = c.db->NewAppender(c.tenant);
+  ingest::OtlpResult result = otlp.Export(c.tenant, c.body, *encoding, content_encoding,
+                                          *appender, store.get());
+  otlp_inflight.fetch_sub(1);
+  int code = 500;
+  switch (result.status.code()) {
+    case absl::StatusCode::kOk: code = 200; break;
+    case absl::StatusCode::kInvalidArgument: code = 400; break;
+    case absl::StatusCode::kResourceExhausted: code = 413; break;
+    case absl::StatusCode::kUnavailable: code = 503; break;
+    default: code = 500;
+  }
+  if (result.samples_appended > 0) metrics.AddAppended(c.tenant, result.samples_appended);
+  if (result.samples_rejected > 0) {
+    metrics.AddRejected(RejectReasonName(result.reject_reason), result.samples_rejected);
+  }
+  if (code >= 500) LogWarn(absl::StrCat("OTLP export failed: ", result.status.ToString()));
+  answer(code, result);
 }
 
 Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {

@@ -13,9 +13,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "api/auth.h"
+#include "ingest/otlp.h"
 #include "ingest/remote_write.h"
 #include "query/engine.h"
 #include "storage/db.h"
@@ -27,6 +30,18 @@ struct ServerOptions {
   int64_t max_request_bytes = 32LL << 20;   // larger bodies get 413
   ingest::WriteLimits write_limits;
   promql::EngineOptions engine;
+  // Queries (query, query_range) evaluating at once; more wait in line, up to
+  // `max_queued_queries`, for at most their timeout (503 timeout); beyond the line 503.
+  int max_concurrent_queries = 20;
+  int max_queued_queries = 64;
+  // What /api/v1/status/flags shows: flag name (without dashes) -> value, as given.
+  std::vector<std::pair<std::string, std::string>> flags;
+  // What /api/v1/status/runtimeinfo shows as storageRetention, e.g. "15d".
+  std::string storage_retention = "15d";
+  // OTLP/HTTP metrics (/v1/metrics, /api/v1/otlp/v1/metrics): translation settings, and how
+  // many OTLP requests may be in work at once (more get 429 with Retry-After).
+  ingest::OtlpOptions otlp;
+  int otlp_max_inflight_requests = 32;
 };
 
 class Server {

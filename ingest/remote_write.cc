@@ -1,8 +1,11 @@
-// Prometheus remote write 1.0: snappy block -> prompb.WriteRequest -> Appender.
+// Prometheus remote write 1.0 and 2.0: snappy block -> prompb.WriteRequest or writev2.Request
+// -> Appender, then exemplars and metadata -> SideStore.
 //
 // Order of checks: headers, framed-snappy magic, compressed and declared decoded size against
 // the limit (before any allocation), snappy decode, protobuf parse (into an arena), then per
-// series: histograms refused, labels validated, samples appended. The first failure rolls back.
+// series: histograms refused, labels validated (2.0: every symbol reference checked first),
+// samples appended. The first failure rolls back. Exemplars and metadata are stored only after
+// the samples are committed.
 #include "ingest/remote_write.h"
 
 #include <google/protobuf/arena.h>
@@ -11,18 +14,21 @@
 #include <algorithm>
 #include <cctype>
 #include <climits>
+#include <map>
 #include <memory>
 #include <utility>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "ingest/proto/remote_write.pb.h"
+#include "ingest/proto/remote_write2.pb.h"
 #include "storage/labels.h"
 
 namespace tidemark::ingest {
 namespace {
 
 namespace prompb = ::tidemark::ingest::prompb;
+namespace writev2 = ::tidemark::ingest::writev2;
 
 // A snappy framing-format stream opens with this stream-identifier chunk.
 constexpr std::string_view kFramedSnappyMagic("\xff\x06\x00\x00sNaPpY", 10);
@@ -52,17 +58,18 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
-absl::Status CheckContentType(std::string_view content_type) {
+absl::StatusOr<RemoteWriteVersion> ContentTypeVersion(std::string_view content_type) {
   std::string_view rest = content_type;
   size_t semi = rest.find(';');
   std::string_view media = TrimSpace(rest.substr(0, semi));
   rest = semi == std::string_view::npos ? std::string_view() : rest.substr(semi + 1);
-  if (media.empty() && TrimSpace(rest).empty()) return absl::OkStatus();
+  if (media.empty() && TrimSpace(rest).empty()) return RemoteWriteVersion::k1;
   if (!EqualsIgnoreCase(media, "application/x-protobuf")) {
     return absl::InvalidArgumentError(
         absl::StrCat("unsupported Content-Type \"", Str(content_type),
-                     "\": remote write 1.0 expects application/x-protobuf"));
+                     "\": remote write expects application/x-protobuf"));
   }
+  RemoteWriteVersion version = RemoteWriteVersion::k1;
   while (!rest.empty()) {
     semi = rest.find(';');
     std::string_view param = TrimSpace(rest.substr(0, semi));
@@ -74,18 +81,17 @@ absl::Status CheckContentType(std::string_view content_type) {
     if (value.size() >= 2 && value.front() == '"' && value.back() == '"') {
       value = value.substr(1, value.size() - 2);
     }
-    if (value == kRemoteWrite1Proto) continue;
-    if (value == kRemoteWrite2Proto) {
-      return absl::UnimplementedError(
-          absl::StrCat("remote write 2.0 (proto=", Str(kRemoteWrite2Proto),
-                       ") is not supported yet; send remote write 1.0 (proto=",
-                       Str(kRemoteWrite1Proto), ")"));
+    if (value == kRemoteWrite1Proto) {
+      version = RemoteWriteVersion::k1;
+    } else if (value == kRemoteWrite2Proto) {
+      version = RemoteWriteVersion::k2;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unsupported proto \"", Str(value), "\" in Content-Type: expected ",
+          Str(kRemoteWrite1Proto), " or ", Str(kRemoteWrite2Proto)));
     }
-    return absl::InvalidArgumentError(absl::StrCat(
-        "unsupported proto \"", Str(value), "\" in Content-Type: expected ",
-        Str(kRemoteWrite1Proto)));
   }
-  return absl::OkStatus();
+  return version;
 }
 
 absl::Status CheckContentEncoding(std::string_view content_encoding) {
@@ -93,7 +99,7 @@ absl::Status CheckContentEncoding(std::string_view content_encoding) {
   if (enc.empty() || EqualsIgnoreCase(enc, "snappy")) return absl::OkStatus();
   return absl::InvalidArgumentError(
       absl::StrCat("unsupported Content-Encoding \"", Str(content_encoding),
-                   "\": remote write 1.0 bodies are snappy (block format) compressed"));
+                   "\": remote write bodies are snappy (block format) compressed"));
 }
 
 // `{a="1", b="2"}` of the labels as received (possibly invalid), cut to a readable length.
@@ -118,68 +124,244 @@ bool IsRejection(const absl::Status& status) {
          status.code() == absl::StatusCode::kInvalidArgument;
 }
 
+// Exemplars of one series and metadata of one metric family, kept until the samples are in.
+struct SeriesExemplarBatch {
+  Labels series;
+  std::vector<Exemplar> exemplars;
+};
+struct SideData {
+  std::vector<SeriesExemplarBatch> exemplars;
+  std::map<std::string, MetricMetadata> metadata;  // first one of a family wins
+};
+
+bool IsValidUtf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<uint8_t>(s[i]);
+    size_t n;  // continuation bytes
+    uint32_t cp;
+    if (c < 0x80) {
+      n = 0;
+      cp = c;
+    } else if ((c >> 5) == 0x6) {
+      n = 1;
+      cp = c & 0x1f;
+    } else if ((c >> 4) == 0xe) {
+      n = 2;
+      cp = c & 0x0f;
+    } else if ((c >> 3) == 0x1e) {
+      n = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (n >= s.size() - i) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<uint8_t>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+        cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) {
+      return false;
+    }
+    i += n + 1;
+  }
+  return true;
+}
+
+// Records metadata of `family` unless it says nothing or is not valid text.
+void AddMetadata(SideData& side, std::string family, MetricMetadata md) {
+  if (family.empty() || !IsValidUtf8(family) || !IsValidUtf8(md.help) ||
+      !IsValidUtf8(md.unit)) {
+    return;
+  }
+  if (md.type == "unknown" && md.help.empty() && md.unit.empty()) return;
+  side.metadata.emplace(std::move(family), std::move(md));
+}
+
+// Stores the side data after the samples are committed; counts what was stored.
+absl::Status StoreSide(SideStore* store, const SideData& side, WriteResult& result) {
+  if (store == nullptr) return absl::OkStatus();
+  for (const SeriesExemplarBatch& batch : side.exemplars) {
+    absl::Status s = store->AppendExemplars(batch.series, batch.exemplars);
+    if (s.ok()) {
+      result.exemplars_written += static_cast<int64_t>(batch.exemplars.size());
+      continue;
+    }
+    if (!absl::IsInvalidArgument(s)) return s;
+    // One invalid exemplar refuses the batch: store the others one by one, skip the invalid.
+    for (const Exemplar& e : batch.exemplars) {
+      absl::Status one = store->AppendExemplars(batch.series, std::span<const Exemplar>(&e, 1));
+      if (one.ok()) {
+        ++result.exemplars_written;
+      } else if (!absl::IsInvalidArgument(one)) {
+        return one;
+      }
+    }
+  }
+  for (const auto& [family, md] : side.metadata) {
+    absl::Status s = store->PutMetadata(family, md);
+    if (s.ok()) {
+      ++result.metadata_written;
+    } else if (!absl::IsInvalidArgument(s)) {
+      return s;
+    }
+  }
+  return absl::OkStatus();
+}
+
+std::string MetricTypeName(int type) {
+  switch (type) {
+    case 1: return "counter";
+    case 2: return "gauge";
+    case 3: return "histogram";
+    case 4: return "gaugehistogram";
+    case 5: return "summary";
+    case 6: return "info";
+    case 7: return "stateset";
+    default: return "unknown";
+  }
+}
+
+// The snappy-decoded body, or the failure for the sender.
+absl::StatusOr<std::string> DecodeBody(std::string_view body, std::string_view content_encoding,
+                                       const WriteLimits& limits) {
+  if (absl::Status s = CheckContentEncoding(content_encoding); !s.ok()) return s;
+  if (body.substr(0, kFramedSnappyMagic.size()) == kFramedSnappyMagic) {
+    return absl::InvalidArgumentError(
+        "snappy framed format is not supported; use the block format");
+  }
+  const size_t max_decoded = std::min<size_t>(limits.max_decoded_bytes, INT_MAX);
+  if (body.size() > snappy::MaxCompressedLength(max_decoded)) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("request body of ", body.size(), " bytes exceeds the limit of ",
+                     max_decoded, " decoded bytes"));
+  }
+  size_t decoded_size = 0;
+  if (!snappy::GetUncompressedLength(body.data(), body.size(), &decoded_size)) {
+    return absl::InvalidArgumentError(
+        "decode snappy: corrupt input (bad length header; the body must be snappy "
+        "block-compressed)");
+  }
+  if (decoded_size > max_decoded) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("decoded request body of ", decoded_size, " bytes exceeds the limit of ",
+                     max_decoded, " bytes"));
+  }
+  std::string decoded;
+  decoded.resize(decoded_size);
+  if (!snappy::RawUncompress(body.data(), body.size(), decoded.data())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("decode snappy: corrupt input (", body.size(), " compressed bytes)"));
+  }
+  return decoded;
+}
+
 }  // namespace
 
 absl::Status CheckRemoteWriteHeaders(std::string_view content_type,
                                      std::string_view content_encoding) {
-  if (absl::Status s = CheckContentType(content_type); !s.ok()) return s;
+  if (auto v = ContentTypeVersion(content_type); !v.ok()) return v.status();
   return CheckContentEncoding(content_encoding);
 }
 
-bool IsRemoteWrite1ContentType(std::string_view content_type) {
-  return CheckContentType(content_type).ok();
+absl::StatusOr<RemoteWriteVersion> RemoteWriteVersionOf(std::string_view content_type) {
+  return ContentTypeVersion(content_type);
 }
 
-WriteResult HandleRemoteWrite(std::string_view body, std::string_view content_encoding,
-                              const WriteLimits& limits, Appender& appender) {
-  WriteResult result;
-  if (absl::Status s = CheckContentEncoding(content_encoding); !s.ok()) {
-    return Fail(std::move(result), std::move(s));
-  }
+bool IsRemoteWrite1ContentType(std::string_view content_type) {
+  auto v = ContentTypeVersion(content_type);
+  return v.ok() && *v == RemoteWriteVersion::k1;
+}
 
-  // --- snappy block format ---
-  if (body.substr(0, kFramedSnappyMagic.size()) == kFramedSnappyMagic) {
+std::unique_ptr<SideStore> DBSideStore(DB& db, std::string_view tenant) {
+  class Store : public SideStore {
+   public:
+    Store(DB& db, std::string_view tenant) : db_(db), tenant_(tenant) {}
+    absl::Status PutMetadata(std::string_view metric, const MetricMetadata& md) override {
+      return db_.PutMetadata(tenant_, metric, md);
+    }
+    absl::Status AppendExemplars(const Labels& series,
+                                 std::span<const Exemplar> exemplars) override {
+      return db_.AppendExemplars(tenant_, series, exemplars);
+    }
+
+   private:
+    DB& db_;
+    const std::string tenant_;
+  };
+  return std::make_unique<Store>(db, tenant);
+}
+
+namespace {
+
+// Appends one series' samples; on failure rolls back and returns the result to send.
+std::optional<WriteResult> AppendSamples(const Labels& labels,
+                                         std::span<const std::pair<int64_t, double>> samples,
+                                         Appender& appender, WriteResult& result,
+                                         int64_t total_samples) {
+  for (const auto& [t, v] : samples) {
+    absl::Status s = appender.Append(labels, t, v);
+    if (s.ok()) continue;
+    std::string where =
+        absl::StrCat(" (series ", DescribeSeries(labels.items()), ", timestamp ", t, ")");
+    appender.Rollback();
+    if (IsRejection(s)) {
+      result.reject_reason = RejectReasonOf(s);
+      result.samples_rejected = total_samples;
+      return Fail(std::move(result),
+                  absl::InvalidArgumentError(absl::StrCat(s.message(), where)));
+    }
     return Fail(std::move(result),
-                absl::InvalidArgumentError(
-                    "snappy framed format is not supported; use the block format"));
+                absl::Status(s.code(), absl::StrCat("append: ", s.message(), where)));
   }
-  const size_t max_decoded = std::min<size_t>(limits.max_decoded_bytes, INT_MAX);
-  if (body.size() > snappy::MaxCompressedLength(max_decoded)) {
+  return std::nullopt;
+}
+
+// Commits, then stores the side data; the result to send.
+WriteResult Finish(WriteResult result, Appender& appender, int64_t total_samples,
+                   SideStore* store, const SideData& side) {
+  if (total_samples > 0) {
+    absl::Status s = appender.Commit();
+    if (!s.ok()) {
+      if (IsRejection(s)) {
+        result.reject_reason = RejectReasonOf(s);
+        result.samples_rejected = total_samples;
+        return Fail(std::move(result), absl::InvalidArgumentError(s.message()));
+      }
+      return Fail(std::move(result),
+                  absl::Status(s.code(), absl::StrCat("commit: ", s.message())));
+    }
+  }
+  result.samples_accepted = total_samples;
+  if (absl::Status s = StoreSide(store, side, result); !s.ok()) {
     return Fail(std::move(result),
-                absl::ResourceExhaustedError(absl::StrCat(
-                    "request body of ", body.size(), " bytes exceeds the limit of ",
-                    max_decoded, " decoded bytes")));
+                absl::Status(s.code(), absl::StrCat("store exemplars and metadata: ",
+                                                    s.message())));
   }
-  size_t decoded_size = 0;
-  if (!snappy::GetUncompressedLength(body.data(), body.size(), &decoded_size)) {
-    return Fail(std::move(result),
-                absl::InvalidArgumentError(
-                    "decode snappy: corrupt input (bad length header; the body must be "
-                    "snappy block-compressed)"));
-  }
-  if (decoded_size > max_decoded) {
-    return Fail(std::move(result),
-                absl::ResourceExhaustedError(absl::StrCat(
-                    "decoded request body of ", decoded_size, " bytes exceeds the limit of ",
-                    max_decoded, " bytes")));
-  }
-  std::unique_ptr<char[]> decoded = std::make_unique_for_overwrite<char[]>(decoded_size + 1);
-  if (!snappy::RawUncompress(body.data(), body.size(), decoded.get())) {
-    return Fail(std::move(result),
-                absl::InvalidArgumentError(absl::StrCat(
-                    "decode snappy: corrupt input (", body.size(), " compressed bytes)")));
-  }
+  result.status = absl::OkStatus();
+  return result;
+}
+
+}  // namespace
+
+WriteResult HandleRemoteWrite(std::string_view body, std::string_view content_encoding,
+                              const WriteLimits& limits, Appender& appender, SideStore* store) {
+  WriteResult result;
+  absl::StatusOr<std::string> decoded = DecodeBody(body, content_encoding, limits);
+  if (!decoded.ok()) return Fail(std::move(result), decoded.status());
 
   // --- protobuf ---
   google::protobuf::Arena arena;
   auto* request = google::protobuf::Arena::CreateMessage<prompb::WriteRequest>(&arena);
-  if (!request->ParseFromArray(decoded.get(), static_cast<int>(decoded_size))) {
+  if (!request->ParseFromArray(decoded->data(), static_cast<int>(decoded->size()))) {
     return Fail(std::move(result),
                 absl::InvalidArgumentError(absl::StrCat(
-                    "decode protobuf: not a valid prometheus.WriteRequest (", decoded_size,
+                    "decode protobuf: not a valid prometheus.WriteRequest (", decoded->size(),
                     " decoded bytes)")));
   }
-  decoded.reset();
+  *decoded = std::string();
 
   int64_t total_samples = 0;
   for (const prompb::TimeSeries& ts : request->timeseries()) total_samples += ts.samples_size();
@@ -194,7 +376,9 @@ WriteResult HandleRemoteWrite(std::string_view body, std::string_view content_en
   };
 
   // --- series ---
+  SideData side;
   std::vector<Label> raw;
+  std::vector<std::pair<int64_t, double>> samples;
   for (prompb::TimeSeries& ts : *request->mutable_timeseries()) {
     raw.clear();
     raw.reserve(ts.labels_size());
@@ -217,38 +401,183 @@ WriteResult HandleRemoteWrite(std::string_view body, std::string_view content_en
                         "); disable send_native_histograms for this remote write")));
     }
     const Labels labels = Labels::FromSortedUnchecked(std::move(raw));
+    samples.clear();
     for (const prompb::Sample& sample : ts.samples()) {
-      absl::Status s = appender.Append(labels, sample.timestamp(), sample.value());
-      if (s.ok()) continue;
-      std::string where = absl::StrCat(" (series ", DescribeSeries(labels.items()),
-                                       ", timestamp ", sample.timestamp(), ")");
-      if (IsRejection(s)) {
-        return reject(RejectReasonOf(s), absl::InvalidArgumentError(
-                                             absl::StrCat(s.message(), where)));
+      samples.emplace_back(sample.timestamp(), sample.value());
+    }
+    if (auto failed = AppendSamples(labels, samples, appender, result, total_samples)) {
+      return *std::move(failed);
+    }
+    if (ts.exemplars_size() > 0 && store != nullptr) {
+      SeriesExemplarBatch batch{labels, {}};
+      for (prompb::Exemplar& e : *ts.mutable_exemplars()) {
+        std::vector<Label> el;
+        for (prompb::Label& l : *e.mutable_labels()) {
+          el.push_back(Label{std::move(*l.mutable_name()), std::move(*l.mutable_value())});
+        }
+        batch.exemplars.push_back(
+            Exemplar{Labels::FromUnsorted(std::move(el)), e.value(), e.timestamp()});
       }
-      appender.Rollback();
-      return Fail(std::move(result),
-                  absl::Status(s.code(), absl::StrCat("append: ", s.message(), where)));
+      side.exemplars.push_back(std::move(batch));
     }
     raw = std::vector<Label>();  // moved from above; start afresh
   }
-
-  // --- commit ---
-  if (total_samples > 0) {
-    absl::Status s = appender.Commit();
-    if (!s.ok()) {
-      if (IsRejection(s)) {
-        result.reject_reason = RejectReasonOf(s);
-        result.samples_rejected = total_samples;
-        return Fail(std::move(result), absl::InvalidArgumentError(s.message()));
-      }
-      return Fail(std::move(result),
-                  absl::Status(s.code(), absl::StrCat("commit: ", s.message())));
+  if (store != nullptr) {
+    for (prompb::MetricMetadata& md : *request->mutable_metadata()) {
+      AddMetadata(side, std::move(*md.mutable_metric_family_name()),
+                  MetricMetadata{MetricTypeName(md.type()), std::move(*md.mutable_help()),
+                                 std::move(*md.mutable_unit())});
     }
   }
-  result.samples_accepted = total_samples;
-  result.status = absl::OkStatus();
-  return result;
+  return Finish(std::move(result), appender, total_samples, store, side);
+}
+
+namespace {
+
+// The metric family of a series for metadata: `__name__` without the suffixes of the series
+// a histogram or summary is made of.
+std::string FamilyName(std::string_view name, std::string_view type) {
+  if (type == "histogram" || type == "gaugehistogram" || type == "summary") {
+    for (std::string_view suffix : {"_bucket", "_sum", "_count"}) {
+      if (name.size() > suffix.size() && name.substr(name.size() - suffix.size()) == suffix) {
+        return std::string(name.substr(0, name.size() - suffix.size()));
+      }
+    }
+  }
+  return std::string(name);
+}
+
+// Resolves pairs of symbol references into labels; `what` names them in errors.
+absl::Status ResolveLabels(const google::protobuf::RepeatedField<uint32_t>& refs,
+                           const google::protobuf::RepeatedPtrField<std::string>& symbols,
+                           std::string_view what, std::vector<Label>* out) {
+  if (refs.size() % 2 != 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        Str(what), ": odd number of labels_refs (", refs.size(), "); they come in pairs"));
+  }
+  out->clear();
+  out->reserve(refs.size() / 2);
+  for (int i = 0; i < refs.size(); i += 2) {
+    for (int k : {i, i + 1}) {
+      if (refs[k] >= static_cast<uint32_t>(symbols.size())) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            Str(what), ": labels_refs[", k, "] = ", refs[k],
+            " is out of bounds of the symbols table (", symbols.size(), " symbols)"));
+      }
+    }
+    out->push_back(Label{symbols[static_cast<int>(refs[i])],
+                         symbols[static_cast<int>(refs[i + 1])]});
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+WriteResult HandleRemoteWrite2(std::string_view body, std::string_view content_encoding,
+                               const WriteLimits& limits, Appender& appender,
+                               SideStore* store) {
+  WriteResult result;
+  absl::StatusOr<std::string> decoded = DecodeBody(body, content_encoding, limits);
+  if (!decoded.ok()) return Fail(std::move(result), decoded.status());
+
+  google::protobuf::Arena arena;
+  auto* request = google::protobuf::Arena::CreateMessage<writev2::Request>(&arena);
+  if (!request->ParseFromArray(decoded->data(), static_cast<int>(decoded->size()))) {
+    return Fail(std::move(result),
+                absl::InvalidArgumentError(absl::StrCat(
+                    "decode protobuf: not a valid io.prometheus.write.v2.Request (",
+                    decoded->size(), " decoded bytes)")));
+  }
+  *decoded = std::string();
+  const auto& symbols = request->symbols();
+
+  int64_t total_samples = 0;
+  for (const writev2::TimeSeries& ts : request->timeseries()) total_samples += ts.samples_size();
+  result.series = request->timeseries_size();
+  auto refuse = [&](RejectReason reason, absl::Status status) {
+    result.reject_reason = reason;
+    result.samples_rejected = total_samples;
+    return Fail(std::move(result), std::move(status));
+  };
+
+  // --- resolve and check everything before the first append ---
+  std::vector<Labels> series_labels;
+  series_labels.reserve(request->timeseries_size());
+  SideData side;
+  std::vector<Label> raw;
+  for (int i = 0; i < request->timeseries_size(); ++i) {
+    const writev2::TimeSeries& ts = request->timeseries(i);
+    const std::string what = absl::StrCat("timeseries[", i, "]");
+    if (absl::Status s = ResolveLabels(ts.labels_refs(), symbols, what, &raw); !s.ok()) {
+      return refuse(RejectReason::kInvalidLabels, s);
+    }
+    if (raw.empty()) {
+      return refuse(RejectReason::kInvalidLabels,
+                    absl::InvalidArgumentError(
+                        absl::StrCat("invalid labels: ", what, " has no labels")));
+    }
+    if (absl::Status s = Labels::Validate(raw); !s.ok()) {
+      return refuse(RejectReason::kInvalidLabels,
+                    absl::InvalidArgumentError(absl::StrCat(
+                        s.message(), " (series ", DescribeSeries(raw), ")")));
+    }
+    if (ts.histograms_size() > 0) {
+      return refuse(RejectReason::kNone,
+                    absl::InvalidArgumentError(absl::StrCat(
+                        "native histograms are not supported yet (series ", DescribeSeries(raw),
+                        "); disable send_native_histograms for this remote write")));
+    }
+    Labels labels = Labels::FromSortedUnchecked(std::move(raw));
+    raw = std::vector<Label>();
+    if (ts.has_metadata()) {
+      const writev2::Metadata& md = ts.metadata();
+      for (uint32_t ref : {md.help_ref(), md.unit_ref()}) {
+        if (ref >= static_cast<uint32_t>(symbols.size())) {
+          return refuse(RejectReason::kNone,
+                        absl::InvalidArgumentError(absl::StrCat(
+                            what, ": metadata reference ", ref,
+                            " is out of bounds of the symbols table (", symbols.size(),
+                            " symbols)")));
+        }
+      }
+      if (store != nullptr) {
+        std::string type = MetricTypeName(md.type());
+        AddMetadata(side, FamilyName(labels.MetricName(), type),
+                    MetricMetadata{type, symbols[static_cast<int>(md.help_ref())],
+                                   symbols[static_cast<int>(md.unit_ref())]});
+      }
+    }
+    if (ts.exemplars_size() > 0) {
+      SeriesExemplarBatch batch{labels, {}};
+      for (int j = 0; j < ts.exemplars_size(); ++j) {
+        const writev2::Exemplar& e = ts.exemplars(j);
+        std::vector<Label> el;
+        if (absl::Status s = ResolveLabels(e.labels_refs(), symbols,
+                                           absl::StrCat(what, ".exemplars[", j, "]"), &el);
+            !s.ok()) {
+          return refuse(RejectReason::kNone, s);
+        }
+        batch.exemplars.push_back(
+            Exemplar{Labels::FromUnsorted(std::move(el)), e.value(), e.timestamp()});
+      }
+      if (store != nullptr) side.exemplars.push_back(std::move(batch));
+    }
+    series_labels.push_back(std::move(labels));
+  }
+
+  // --- append ---
+  std::vector<std::pair<int64_t, double>> samples;
+  for (int i = 0; i < request->timeseries_size(); ++i) {
+    samples.clear();
+    for (const writev2::Sample& sample : request->timeseries(i).samples()) {
+      samples.emplace_back(sample.timestamp(), sample.value());
+    }
+    if (auto failed = AppendSamples(series_labels[static_cast<size_t>(i)], samples, appender,
+                                    result, total_samples)) {
+      return *std::move(failed);
+    }
+  }
+  return Finish(std::move(result), appender, total_samples, store, side);
 }
 
 }  // namespace tidemark::ingest

@@ -37,7 +37,8 @@ class Appender {
   // Buffers one sample for the series `labels` (canonical: see Labels::Validate). Returns
   // InvalidArgument carrying a RejectReason when the sample can never be stored: out of order,
   // a different value at an existing timestamp, out of bounds. A sample identical (bit for bit)
-  // to the last stored one of its series is accepted and ignored, as in Prometheus.
+  // to a stored one of its series (the last, as in Prometheus, or an older one: a retried
+  // request) is accepted and ignored.
   virtual absl::Status Append(const Labels& labels, int64_t t_ms, double v) = 0;
 
   // Makes every buffered sample durable (per the DB's sync policy) and visible, all or none.

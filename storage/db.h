@@ -18,6 +18,10 @@
 #include <string>
 #include <string_view>
 
+#include <optional>
+#include <span>
+#include <vector>
+
 #include "absl/status/statusor.h"
 #include "storage/appender.h"
 #include "storage/querier.h"
@@ -42,6 +46,30 @@ struct Options {
   int64_t max_chunk_span_ms = 2LL * 3600 * 1000;
   // Open for reading only (a CLI beside a running server): no appends, no background work.
   bool read_only = false;
+  // Exemplars kept per tenant; the oldest are dropped first beyond this (at least 1).
+  int64_t max_exemplars_per_tenant = 100000;
+};
+
+// What a metric is, as ingest learns it (remote write metadata, OTLP): per tenant and metric
+// family name. `type` is Prometheus's lower-case name: counter, gauge, histogram, summary,
+// gaugehistogram, info, stateset, unknown.
+struct MetricMetadata {
+  std::string type;
+  std::string help;
+  std::string unit;
+  friend bool operator==(const MetricMetadata&, const MetricMetadata&) = default;
+};
+
+// An exemplar: a sample of a series with labels of its own (trace_id, span_id, ...).
+struct Exemplar {
+  Labels labels;
+  double value = 0;
+  int64_t t_ms = 0;
+};
+
+struct SeriesExemplars {
+  Labels series;
+  std::vector<Exemplar> exemplars;  // increasing time
 };
 
 struct Stats {
@@ -79,6 +107,34 @@ class DB {
   virtual std::unique_ptr<Queryable> ForTenant(std::string_view tenant) = 0;
 
   virtual Stats GetStats() = 0;
+
+  // Records the metadata of `metric` for `tenant`, replacing what was there. Durable like a
+  // commit.
+  virtual absl::Status PutMetadata(std::string_view tenant, std::string_view metric,
+                                   const MetricMetadata& metadata) = 0;
+
+  // Metadata of `tenant`, sorted by metric name: of one metric when `metric` is non-empty, and
+  // at most `limit` metrics when limit > 0.
+  virtual absl::StatusOr<std::vector<std::pair<std::string, MetricMetadata>>> GetMetadata(
+      std::string_view tenant, std::string_view metric, int64_t limit) = 0;
+
+  // Stores exemplars of the series `series`. The store is bounded per tenant (the oldest go
+  // first); an exemplar identical to a stored one is ignored.
+  virtual absl::Status AppendExemplars(std::string_view tenant, const Labels& series,
+                                       std::span<const Exemplar> exemplars) = 0;
+
+  // Exemplars in [mint_ms, maxt_ms] of series matching any one of `selectors` (each a list of
+  // matchers that must all match), sorted by series labels.
+  virtual absl::StatusOr<std::vector<SeriesExemplars>> QueryExemplars(
+      std::string_view tenant, const std::vector<std::vector<LabelMatcher>>& selectors,
+      int64_t mint_ms, int64_t maxt_ms) = 0;
+
+  // Small durable key-value state of ingest (e.g. OTLP delta-to-cumulative running sums),
+  // per tenant, under a namespace chosen by the caller. Put with an empty value deletes.
+  virtual absl::Status PutState(std::string_view tenant, std::string_view key,
+                                std::string_view value) = 0;
+  virtual absl::StatusOr<std::optional<std::string>> GetState(std::string_view tenant,
+                                                              std::string_view key) = 0;
 
   // Seals head chunks that are full or idle, writes them to RocksDB and releases the write-ahead
   // log they no longer need. The server calls it periodically; safe at any time.

@@ -5,6 +5,7 @@
 #include "absl/strings/str_cat.h"
 #include "rocksdb/db.h"
 #include "rocksdb/write_batch.h"
+#include "storage/chunk.h"
 #include "storage/db_impl.h"
 #include "storage/keys.h"
 
@@ -51,6 +52,11 @@ class AppenderImpl : public Appender {
           absl::MutexLock lock(&shard.mu);
           verdict = CheckSample(s->has_last, s->last, sample);
         }
+        if (verdict == Verdict::kOutOfOrder) {
+          absl::StatusOr<bool> same = db_->StoredIdentical(s, sample);
+          if (!same.ok()) return same.status();
+          if (*same) verdict = Verdict::kIgnore;
+        }
         if (verdict == Verdict::kIgnore) return absl::OkStatus();
         if (verdict != Verdict::kAccept) return RejectFor(verdict, labels, sample);
       }
@@ -92,6 +98,33 @@ absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
 }
 
 }  // namespace
+
+absl::StatusOr<bool> DBImpl::StoredIdentical(MemSeries* series, const Sample& sample) {
+  {
+    Head::Shard& shard = head_.ShardFor(Head::Key(series->tenant, series->labels));
+    absl::MutexLock lock(&shard.mu);
+    auto it = std::lower_bound(series->open.begin(), series->open.end(), sample.t,
+                               [](const Sample& a, int64_t t) { return a.t < t; });
+    if (it != series->open.end() && it->t == sample.t) return *it == sample;
+    if (sample.t > series->sealed_max_t) return false;
+  }
+  // Sealed: the chunk that starts at or before the timestamp.
+  const std::string prefix = ChunkSeriesPrefix(series->tenant, series->id);
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), chunks_cf()));
+  it->SeekForPrev(ChunkKey(series->tenant, series->id, sample.t));
+  if (!it->status().ok()) return FromRocks(it->status(), "find chunk");
+  if (!it->Valid() || it->key().size() != kChunkKeySize ||
+      std::string_view(it->key().data(), prefix.size()) != prefix) {
+    return false;
+  }
+  ChunkIterator ci(std::string_view(it->value().data(), it->value().size()));
+  const bool found = ci.Seek(sample.t) && ci.At().t == sample.t;
+  if (!ci.status().ok()) {
+    return absl::DataLossError(
+        absl::StrCat("chunk of series ", series->id, ": ", ci.status().message()));
+  }
+  return found && ci.At() == sample;
+}
 
 std::unique_ptr<Appender> DBImpl::NewAppender(std::string_view tenant) {
   return std::make_unique<AppenderImpl>(this, tenant);
@@ -146,6 +179,11 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
     // Samples are checked again: another appender may have committed since Append.
     for (const Sample& s : p.samples) {
       Verdict v = CheckSample(has_last, last, s);
+      if (v == Verdict::kOutOfOrder && plan.series != nullptr && plan.samples.empty()) {
+        absl::StatusOr<bool> same = StoredIdentical(plan.series, s);
+        if (!same.ok()) return same.status();
+        if (*same) v = Verdict::kIgnore;
+      }
       if (v == Verdict::kIgnore) continue;
       if (v != Verdict::kAccept) return RejectFor(v, p.labels, s);
       plan.samples.push_back(s);

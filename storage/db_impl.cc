@@ -49,24 +49,52 @@ absl::Status DBImpl::Open() {
   dbo.create_if_missing = true;
   dbo.create_missing_column_families = true;
   rocksdb::ColumnFamilyOptions cfo;
-  std::vector<rocksdb::ColumnFamilyDescriptor> cfds;
-  for (const char* name :
-       {rocksdb::kDefaultColumnFamilyName.c_str(), kMetaCF, kSeriesCF, kPostingsCF, kChunksCF,
-        kWalCF}) {
-    cfds.emplace_back(name, cfo);
+  const std::vector<std::string> names = {
+      rocksdb::kDefaultColumnFamilyName, kMetaCF, kSeriesCF,   kPostingsCF, kChunksCF,
+      kWalCF,                            kExemplarsCF, kMetadataCF, kStateCF};
+  // Read-only opens only the column families that exist: a directory written before the side
+  // column families were added has none of them (their handles stay nullptr).
+  std::vector<std::string> present = names;
+  if (options_.read_only) {
+    std::vector<std::string> existing;
+    rocksdb::Status ls = rocksdb::DB::ListColumnFamilies(dbo, options_.path, &existing);
+    if (!ls.ok()) return FromRocks(ls, absl::StrCat("open database at ", options_.path));
+    present.clear();
+    for (const std::string& name : names) {
+      if (std::find(existing.begin(), existing.end(), name) != existing.end()) {
+        present.push_back(name);
+      }
+    }
   }
-  // Chunks are compressed by our codec already.
-  cfds[4].options.compression = rocksdb::kNoCompression;
+  std::vector<rocksdb::ColumnFamilyDescriptor> cfds;
+  for (const std::string& name : present) {
+    cfds.emplace_back(name, cfo);
+    // Chunks are compressed by our codec already.
+    if (name == kChunksCF) cfds.back().options.compression = rocksdb::kNoCompression;
+  }
+  std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::Status s;
   if (options_.read_only) {
-    s = rocksdb::DB::OpenForReadOnly(dbo, options_.path, cfds, &cfs_, &db_);
+    s = rocksdb::DB::OpenForReadOnly(dbo, options_.path, cfds, &handles, &db_);
   } else {
     std::error_code ec;
     std::filesystem::create_directories(options_.path, ec);
-    s = rocksdb::DB::Open(dbo, options_.path, cfds, &cfs_, &db_);
+    s = rocksdb::DB::Open(dbo, options_.path, cfds, &handles, &db_);
   }
   if (!s.ok()) {
     return FromRocks(s, absl::StrCat("open database at ", options_.path));
+  }
+  cfs_.assign(names.size(), nullptr);
+  for (size_t i = 0; i < present.size(); ++i) {
+    size_t slot = std::find(names.begin(), names.end(), present[i]) - names.begin();
+    cfs_[slot] = handles[i];
+  }
+  for (size_t i = 0; i < 6; ++i) {
+    if (cfs_[i] == nullptr) {
+      CloseRocks();
+      return absl::FailedPreconditionError(absl::StrCat(
+          "database at ", options_.path, " has no column family \"", names[i], "\""));
+    }
   }
   closed_ = false;
   absl::Status st = CheckFormat();
@@ -225,6 +253,34 @@ absl::Status DBImpl::ReplayWal() {
   if (options_.read_only) return absl::OkStatus();
   uint64_t unused = 0;
   return SealAll(false, std::numeric_limits<int64_t>::min(), &unused);
+}
+
+absl::Status DBImpl::CheckWritable() {
+  if (closed_.load()) return ClosedError();
+  if (options_.read_only) return absl::FailedPreconditionError("database is read-only");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<uint32_t> DBImpl::TenantForWrite(std::string_view tenant) {
+  if (std::optional<uint32_t> id = FindTenant(tenant); id.has_value()) return *id;
+  absl::MutexLock commit(&commit_mu_);
+  if (closed_.load()) return ClosedError();
+  if (std::optional<uint32_t> id = FindTenant(tenant); id.has_value()) return *id;
+  const uint32_t tid = next_tenant_id_;
+  std::string id, next;
+  PutU32BE(&id, tid);
+  PutU32BE(&next, tid + 1);
+  rocksdb::WriteBatch batch;
+  batch.Put(meta_cf(), absl::StrCat(kMetaTenantPrefix, std::string(tenant)), id);
+  batch.Put(meta_cf(), kMetaNextTenantId, next);
+  rocksdb::WriteOptions wo;
+  wo.sync = options_.sync == SyncPolicy::kAlways;
+  rocksdb::Status rs = db_->Write(wo, &batch);
+  if (!rs.ok()) return FromRocks(rs, "create tenant");
+  next_tenant_id_ = tid + 1;
+  absl::MutexLock lock(&tenants_mu_);
+  tenants_[std::string(tenant)] = tid;
+  return tid;
 }
 
 std::optional<uint32_t> DBImpl::FindTenant(std::string_view tenant) {
@@ -448,7 +504,9 @@ void DBImpl::SimulateCrashForTesting() {
 void DBImpl::CloseRocks() {
   closed_ = true;
   if (db_ == nullptr) return;
-  for (rocksdb::ColumnFamilyHandle* cf : cfs_) (void)db_->DestroyColumnFamilyHandle(cf);
+  for (rocksdb::ColumnFamilyHandle* cf : cfs_) {
+    if (cf != nullptr) (void)db_->DestroyColumnFamilyHandle(cf);
+  }
   cfs_.clear();
   (void)db_->Close();
   delete db_;

@@ -13,6 +13,7 @@
 #include <limits>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -54,6 +55,21 @@ class DBImpl : public DB {
   absl::Status DeleteBefore(int64_t cutoff_ms) override;
   absl::Status Close() override;
 
+  // Metadata, exemplars and ingest state (db_side.cc).
+  absl::Status PutMetadata(std::string_view tenant, std::string_view metric,
+                           const MetricMetadata& metadata) override;
+  absl::StatusOr<std::vector<std::pair<std::string, MetricMetadata>>> GetMetadata(
+      std::string_view tenant, std::string_view metric, int64_t limit) override;
+  absl::Status AppendExemplars(std::string_view tenant, const Labels& series,
+                               std::span<const Exemplar> exemplars) override;
+  absl::StatusOr<std::vector<SeriesExemplars>> QueryExemplars(
+      std::string_view tenant, const std::vector<std::vector<LabelMatcher>>& selectors,
+      int64_t mint_ms, int64_t maxt_ms) override;
+  absl::Status PutState(std::string_view tenant, std::string_view key,
+                        std::string_view value) override;
+  absl::StatusOr<std::optional<std::string>> GetState(std::string_view tenant,
+                                                      std::string_view key) override;
+
   // Test hook: drops the RocksDB handle without sealing the head or trimming the WAL, as a
   // crash would. The DB answers only errors afterwards.
   void SimulateCrashForTesting();
@@ -66,6 +82,9 @@ class DBImpl : public DB {
   absl::StatusOr<MemSeries*> FindSeries(uint32_t tenant, const Labels& labels);
   // The head series of `labels` if it is in the head; never reads RocksDB.
   MemSeries* FindHeadSeries(uint32_t tenant, const Labels& labels);
+  // True when the series stores a sample equal (bit for bit) to `sample` at its timestamp: a
+  // resent sample older than the series' newest, ignored so that retried requests succeed.
+  absl::StatusOr<bool> StoredIdentical(MemSeries* series, const Sample& sample);
   // Commits buffered samples atomically (see Appender::Commit).
   absl::Status CommitPending(std::string_view tenant, std::vector<PendingSeries>& pending);
 
@@ -76,6 +95,10 @@ class DBImpl : public DB {
   rocksdb::ColumnFamilyHandle* postings_cf() { return cfs_[3]; }
   rocksdb::ColumnFamilyHandle* chunks_cf() { return cfs_[4]; }
   rocksdb::ColumnFamilyHandle* wal_cf() { return cfs_[5]; }
+  // The side column families; nullptr when opened read-only on a directory that predates them.
+  rocksdb::ColumnFamilyHandle* exemplars_cf() { return cfs_[6]; }
+  rocksdb::ColumnFamilyHandle* metadata_cf() { return cfs_[7]; }
+  rocksdb::ColumnFamilyHandle* state_cf() { return cfs_[8]; }
   bool closed() const { return closed_.load(); }
 
  private:
@@ -90,11 +113,15 @@ class DBImpl : public DB {
   absl::Status SealAll(bool force_all, int64_t idle_before, uint64_t* min_open_seq);
   absl::Status DeleteBeforeImpl(int64_t cutoff_ms);
   void NoteTime(int64_t t);
+  // The id of `tenant`, creating the tenant (durably) when it is new.
+  absl::StatusOr<uint32_t> TenantForWrite(std::string_view tenant);
+  absl::Status CheckWritable();
   void CloseRocks();
 
   const Options options_;
   rocksdb::DB* db_ = nullptr;
-  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;  // default, meta, series, postings, chunks, wal
+  // default, meta, series, postings, chunks, wal, exemplars, metadata, state
+  std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
   std::atomic<bool> closed_{true};
 
   Head head_;
@@ -113,6 +140,16 @@ class DBImpl : public DB {
   std::atomic<int64_t> wal_bytes_{0};
   void NoteWalRecord(uint64_t seq, int64_t bytes);
   void ReleaseWal(uint64_t below);
+
+  // Per-tenant exemplar ring bounds [first, next) of sequence numbers, loaded on first use.
+  struct ExemplarRing {
+    uint64_t first = 1;
+    uint64_t next = 1;
+  };
+  absl::Mutex exemplars_mu_ ABSL_ACQUIRED_AFTER(commit_mu_);
+  absl::flat_hash_map<uint32_t, ExemplarRing> exemplar_rings_ ABSL_GUARDED_BY(exemplars_mu_);
+  // Serialises metadata and state read-modify-writes.
+  absl::Mutex side_mu_ ABSL_ACQUIRED_AFTER(commit_mu_);
 
   std::atomic<int64_t> samples_appended_{0};
   std::atomic<int64_t> chunks_sealed_{0};

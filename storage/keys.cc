@@ -258,4 +258,123 @@ absl::StatusOr<std::vector<WalEntry>> DecodeWalRecord(std::string_view in) {
   return entries;
 }
 
+std::string TenantPrefix(uint32_t tenant) {
+  std::string key;
+  PutU32BE(&key, tenant);
+  return key;
+}
+
+std::string ExemplarRingPrefix(uint32_t tenant) {
+  std::string key = TenantPrefix(tenant);
+  key.push_back('R');
+  return key;
+}
+
+std::string ExemplarRingKey(uint32_t tenant, uint64_t seq) {
+  std::string key = ExemplarRingPrefix(tenant);
+  PutU64BE(&key, seq);
+  return key;
+}
+
+std::string ExemplarIndexPrefix(uint32_t tenant) {
+  std::string key = TenantPrefix(tenant);
+  key.push_back('X');
+  return key;
+}
+
+std::string ExemplarSeriesPrefix(uint32_t tenant, const Labels& series) {
+  std::string labels;
+  EncodeLabels(series, &labels);
+  std::string key = ExemplarIndexPrefix(tenant);
+  PutVarint(&key, labels.size());
+  key.append(labels);
+  return key;
+}
+
+bool ParseExemplarIndexKey(std::string_view key, std::string_view* series_labels, int64_t* t,
+                           uint64_t* seq) {
+  if (key.size() < 5 || key[4] != 'X') return false;
+  std::string_view in = key.substr(5);
+  uint64_t n;
+  if (!GetVarint(&in, &n) || in.size() < kExemplarKeySuffixSize ||
+      n != in.size() - kExemplarKeySuffixSize) {
+    return false;
+  }
+  *series_labels = in.substr(0, n);
+  *t = GetI64Ordered(in.substr(n));
+  *seq = GetU64BE(in.substr(n + 8));
+  return true;
+}
+
+namespace {
+constexpr uint8_t kSideValueVersion = 1;
+}  // namespace
+
+void EncodeExemplarValue(const Labels& labels, double value, std::string* out) {
+  out->push_back(static_cast<char>(kSideValueVersion));
+  std::string bytes;
+  EncodeLabels(labels, &bytes);
+  PutVarint(out, bytes.size());
+  out->append(bytes);
+  PutU64BE(out, std::bit_cast<uint64_t>(value));
+}
+
+absl::Status DecodeExemplarValue(std::string_view in, Labels* labels, double* value) {
+  const size_t total = in.size();
+  std::string_view bytes;
+  if (in.empty() || static_cast<uint8_t>(in[0]) != kSideValueVersion) {
+    return absl::DataLossError(absl::StrCat("decode exemplar (", total, " bytes): bad version"));
+  }
+  in.remove_prefix(1);
+  if (!GetLengthPrefixed(&in, &bytes) || in.size() != 8) {
+    return absl::DataLossError(absl::StrCat("decode exemplar (", total, " bytes): truncated"));
+  }
+  auto decoded = DecodeLabels(bytes);
+  if (!decoded.ok()) return decoded.status();
+  *labels = *std::move(decoded);
+  *value = std::bit_cast<double>(GetU64BE(in));
+  return absl::OkStatus();
+}
+
+std::string MetadataKey(uint32_t tenant, std::string_view metric) {
+  std::string key = TenantPrefix(tenant);
+  key.append(metric);
+  return key;
+}
+
+void EncodeMetadata(std::string_view type, std::string_view help, std::string_view unit,
+                    std::string* out) {
+  out->push_back(static_cast<char>(kSideValueVersion));
+  for (std::string_view field : {type, help, unit}) {
+    PutVarint(out, field.size());
+    out->append(field);
+  }
+}
+
+absl::Status DecodeMetadata(std::string_view in, std::string* type, std::string* help,
+                            std::string* unit) {
+  const size_t total = in.size();
+  if (in.empty() || static_cast<uint8_t>(in[0]) != kSideValueVersion) {
+    return absl::DataLossError(absl::StrCat("decode metadata (", total, " bytes): bad version"));
+  }
+  in.remove_prefix(1);
+  for (std::string* field : {type, help, unit}) {
+    std::string_view bytes;
+    if (!GetLengthPrefixed(&in, &bytes)) {
+      return absl::DataLossError(absl::StrCat("decode metadata (", total, " bytes): truncated"));
+    }
+    field->assign(bytes);
+  }
+  if (!in.empty()) {
+    return absl::DataLossError(absl::StrCat("decode metadata (", total, " bytes): trailing bytes"));
+  }
+  return absl::OkStatus();
+}
+
+std::string StateKey(uint32_t tenant, std::string_view key) {
+  std::string out = TenantPrefix(tenant);
+  out.append(key);
+  return out;
+}
+
 }  // namespace tidemark::internal

@@ -27,6 +27,10 @@ inline constexpr char kSeriesCF[] = "series";
 inline constexpr char kPostingsCF[] = "postings";
 inline constexpr char kChunksCF[] = "chunks";
 inline constexpr char kWalCF[] = "wal";
+// Added in format version 1 without a version bump (see FORMAT.md): ingest's side data.
+inline constexpr char kExemplarsCF[] = "exemplars";
+inline constexpr char kMetadataCF[] = "metadata";
+inline constexpr char kStateCF[] = "state";
 
 // Meta keys.
 inline constexpr char kMetaFormatVersion[] = "format_version";
@@ -96,6 +100,36 @@ struct WalEntry {
 };
 void EncodeWalRecord(const std::vector<WalEntry>& entries, std::string* out);
 absl::StatusOr<std::vector<WalEntry>> DecodeWalRecord(std::string_view in);
+
+// exemplars CF: a per-tenant ring of sequence numbers and a per-series index.
+//   ring:  tenant 'R' u64 seq                                   -> the index key
+//   index: tenant 'X' uvarint len(labels) labels i64o t u64 seq -> exemplar value
+std::string ExemplarRingKey(uint32_t tenant, uint64_t seq);
+std::string ExemplarRingPrefix(uint32_t tenant);
+// The index keys of one series share this prefix (the length prefix makes it prefix-free).
+std::string ExemplarSeriesPrefix(uint32_t tenant, const Labels& series);
+std::string ExemplarIndexPrefix(uint32_t tenant);
+inline constexpr size_t kExemplarKeySuffixSize = 16;  // i64o t, u64 seq
+// Splits an index key into the series' label bytes, t and seq; false when malformed.
+bool ParseExemplarIndexKey(std::string_view key, std::string_view* series_labels,
+                           int64_t* t, uint64_t* seq);
+// Value: u8 version (1), uvarint len(labels), labels, u64 IEEE-754 bits of the value.
+void EncodeExemplarValue(const Labels& labels, double value, std::string* out);
+absl::Status DecodeExemplarValue(std::string_view in, Labels* labels, double* value);
+
+// metadata CF: tenant metric-name -> u8 version (1), then type, help, unit, each as uvarint
+// length and bytes.
+std::string MetadataKey(uint32_t tenant, std::string_view metric);
+void EncodeMetadata(std::string_view type, std::string_view help, std::string_view unit,
+                    std::string* out);
+absl::Status DecodeMetadata(std::string_view in, std::string* type, std::string* help,
+                            std::string* unit);
+
+// state CF: tenant key -> the caller's bytes.
+std::string StateKey(uint32_t tenant, std::string_view key);
+
+// The first 4 bytes of every tenant-first key.
+std::string TenantPrefix(uint32_t tenant);
 
 }  // namespace tidemark::internal
 

@@ -10,6 +10,7 @@
 #include <iostream>
 #include <iterator>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -24,6 +25,7 @@
 #include "api/metrics.h"
 #include "api/params.h"
 #include "api/server.h"
+#include "query/parser.h"
 #include "storage/db.h"
 
 namespace tidemark {
@@ -38,6 +40,7 @@ struct ServeFlags {
   std::string query_timeout;
   std::string lookback_delta;
   int64_t max_samples = 0;
+  int max_concurrency = 20;
   bool allow_unauthenticated_remote = false;
 };
 
@@ -147,8 +150,25 @@ int Serve(const ServeFlags& flags, const CLI::App& cmd) {
   options.auth = config.auth;
   options.max_request_bytes = config.max_request_bytes;
   options.engine.lookback_delta_ms = config.lookback_delta_ms;
+  options.otlp = config.otlp;
+  options.otlp.lookback_delta_ms = config.lookback_delta_ms;  // target_info spacing
   options.engine.max_samples = config.query_max_samples;
   options.engine.default_timeout = absl::Milliseconds(config.query_timeout_ms);
+  if (flags.max_concurrency < 1) return Fail("--query.max-concurrency must be at least 1");
+  options.max_concurrent_queries = flags.max_concurrency;
+  options.storage_retention = promql::FormatDuration(config.retention_ms);
+  options.flags = {
+      {"config.file", flags.config_file},
+      {"storage.path", config.storage_path},
+      {"storage.retention", options.storage_retention},
+      {"storage.fsync", config.sync == SyncPolicy::kAlways ? "always" : "never"},
+      {"web.listen-address", config.listen_address},
+      {"web.allow-unauthenticated-remote", config.allow_unauthenticated_remote ? "true" : "false"},
+      {"query.timeout", promql::FormatDuration(config.query_timeout_ms)},
+      {"query.max-samples", std::to_string(config.query_max_samples)},
+      {"query.max-concurrency", std::to_string(flags.max_concurrency)},
+      {"query.lookback-delta", promql::FormatDuration(config.lookback_delta_ms)},
+  };
   api::Server server(options);
   if (absl::Status s = server.Start(host, port); !s.ok()) return Fail(std::string(s.message()));
   LogInfo(absl::StrCat("listening on ", config.listen_address,
@@ -221,10 +241,13 @@ int main(int argc, char** argv) {
                     "Samples one query may load at once (default 50000000)");
   serve->add_option("--query.lookback-delta", flags.lookback_delta,
                     "How far back instant selectors look (default 5m)");
+  serve->add_option("--query.max-concurrency", flags.max_concurrency,
+                    "Queries evaluated at once; more wait in line (default 20)");
 
   CLI::App* version = app.add_subcommand("version", "Print the version.");
   CLI::App* hash = app.add_subcommand(
       "hash-token", "Read a token on stdin and print its SHA-256 hex for the auth config.");
+
 
   CLI11_PARSE(app, argc, argv);
   if (serve->parsed()) return tidemark::Serve(flags, *serve);

@@ -8,17 +8,18 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 OUT="${OUT:-/tmp/tidemark-fuzz}"
 mkdir -p "$OUT/gen/ingest/proto"
-protoc -I "$ROOT/ingest" --cpp_out="$OUT/gen/ingest" "$ROOT/ingest/proto/remote_write.proto"
+protoc -I "$ROOT/ingest" --cpp_out="$OUT/gen/ingest" "$ROOT/ingest/proto/remote_write.proto" \
+  "$ROOT/ingest/proto/remote_write2.proto"
 CXXFLAGS=(-std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I "$ROOT" -I "$OUT/gen"
           -I "$OUT/gen/ingest")
 clang++ "${CXXFLAGS[@]}" \
   "$ROOT/tests/fuzz/remote_write_fuzz.cc" \
   "$ROOT/ingest/remote_write.cc" \
-  "$OUT/gen/ingest/proto/remote_write.pb.cc" \
+  "$OUT/gen/ingest/proto/remote_write.pb.cc" "$OUT/gen/ingest/proto/remote_write2.pb.cc" \
   "$ROOT/storage/labels.cc" "$ROOT/storage/appender.cc" \
   -o "$OUT/remote_write_fuzz" \
   $(pkg-config --libs protobuf) -lsnappy \
-  -labsl_status -labsl_cord -labsl_cord_internal -labsl_cordz_info -labsl_cordz_functions \
+  -labsl_status -labsl_statusor -labsl_cord -labsl_cord_internal -labsl_cordz_info -labsl_cordz_functions \
   -labsl_cordz_handle -labsl_strings -labsl_strings_internal -labsl_str_format_internal \
   -labsl_int128 -labsl_throw_delegate -labsl_raw_logging_internal -labsl_base \
   -labsl_spinlock_wait -labsl_synchronization -labsl_time -labsl_time_zone -labsl_stacktrace \

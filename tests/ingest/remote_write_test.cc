@@ -463,15 +463,21 @@ TEST(RemoteWriteTest, ContentTypes) {
     EXPECT_TRUE(CheckRemoteWriteHeaders(ok, "snappy").ok()) << ok;
   }
   for (std::string_view bad : {"application/json", "text/plain", "application/x-protobuf2",
-                               "application/x-protobuf; proto=prometheus.ReadRequest",
-                               "application/x-protobuf;proto=io.prometheus.write.v2.Request"}) {
+                               "application/x-protobuf; proto=prometheus.ReadRequest"}) {
     EXPECT_FALSE(IsRemoteWrite1ContentType(bad)) << bad;
     EXPECT_FALSE(CheckRemoteWriteHeaders(bad, "snappy").ok()) << bad;
+    EXPECT_FALSE(RemoteWriteVersionOf(bad).ok()) << bad;
   }
-  absl::Status v2 =
-      CheckRemoteWriteHeaders("application/x-protobuf;proto=io.prometheus.write.v2.Request", "");
-  EXPECT_EQ(v2.code(), absl::StatusCode::kUnimplemented);
-  EXPECT_THAT(v2.message(), HasSubstr("remote write 2.0"));
+  // Remote write 2.0 is accepted by the header check, but is not 1.0.
+  constexpr std::string_view kV2 = "application/x-protobuf;proto=io.prometheus.write.v2.Request";
+  EXPECT_FALSE(IsRemoteWrite1ContentType(kV2));
+  EXPECT_TRUE(CheckRemoteWriteHeaders(kV2, "snappy").ok());
+  ASSERT_TRUE(RemoteWriteVersionOf(kV2).ok());
+  EXPECT_EQ(*RemoteWriteVersionOf(kV2), RemoteWriteVersion::k2);
+  EXPECT_EQ(*RemoteWriteVersionOf(""), RemoteWriteVersion::k1);
+  absl::Status other = CheckRemoteWriteHeaders("application/x-protobuf;proto=io.prometheus.write.v3.Request", "");
+  EXPECT_EQ(other.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(other.message(), HasSubstr("io.prometheus.write.v3.Request"));
   absl::Status json = CheckRemoteWriteHeaders("application/json", "");
   EXPECT_THAT(json.message(), HasSubstr("application/json"));
 

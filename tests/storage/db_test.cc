@@ -416,7 +416,8 @@ TEST_F(DBTest, OtherFormatVersionFailsToOpen) {
   {
     rocksdb::DB* raw = nullptr;
     std::vector<rocksdb::ColumnFamilyDescriptor> cfds;
-    for (const char* name : {"default", "meta", "series", "postings", "chunks", "wal"}) {
+    for (const char* name : {"default", "meta", "series", "postings", "chunks", "wal",
+                             "exemplars", "metadata", "state"}) {
       cfds.emplace_back(name, rocksdb::ColumnFamilyOptions());
     }
     std::vector<rocksdb::ColumnFamilyHandle*> handles;
