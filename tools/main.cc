@@ -25,6 +25,7 @@
 #include "api/metrics.h"
 #include "api/params.h"
 #include "api/server.h"
+#include "cli/commands.h"
 #include "query/parser.h"
 #include "storage/db.h"
 
@@ -248,8 +249,10 @@ int main(int argc, char** argv) {
   CLI::App* hash = app.add_subcommand(
       "hash-token", "Read a token on stdin and print its SHA-256 hex for the auth config.");
 
+  tidemark::cli::Commands cli_commands(app);  // query, labels, label-values, series, slo
 
   CLI11_PARSE(app, argc, argv);
+  if (std::optional<int> code = cli_commands.Run()) return *code;
   if (serve->parsed()) return tidemark::Serve(flags, *serve);
   if (version->parsed()) {
     const auto& b = CurrentBuild();
