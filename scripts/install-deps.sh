@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs every Debian package Tidemark needs to build, test and benchmark.
-# Idempotent: packages already present are skipped by apt-get.
+# Idempotent: packages already present are skipped by apt-get. `--bench` adds the benchmark's
+# peers (VictoriaMetrics) and tools.
 set -euo pipefail
 
 packages=(
@@ -10,6 +11,10 @@ packages=(
   libre2-dev libyaml-cpp-dev prometheus-cpp-dev nlohmann-json3-dev libcli11-dev libssl-dev zlib1g-dev
   prometheus curl python3
 )
+# With --bench, also the benchmark's peers and tools (bench/README.md).
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(victoria-metrics rocksdb-tools linux-perf)
+fi
 
 missing=()
 for p in "${packages[@]}"; do
