@@ -344,8 +344,10 @@ struct Server::Impl {
       Call& c, promql::QueryParams params, ExecTimings& exec,
       const std::function<absl::StatusOr<promql::QueryResult>(const promql::QueryParams&)>&
           evaluate);
-  // Writes the result of a query or query_range call.
-  void Answer(Call& c, httplib::Response& res,
+  // Writes the result of a query or query_range call. As Prometheus, /query reports a bad query
+  // as `invalid parameter "query": ...` and /query_range reports the parser's message bare.
+  enum class Endpoint { kQuery, kQueryRange };
+  void Answer(Call& c, httplib::Response& res, Endpoint endpoint,
               const absl::StatusOr<promql::QueryResult>& result, const ExecTimings& exec);
 };
 
@@ -538,7 +540,7 @@ void Server::Impl::Query(Call& c, httplib::Response& res) {
         return engine.Instant(*data, query, *t, p);
       });
   metrics.ObserveQuery("query", SecondsSince(start));
-  Answer(c, res, result, exec);
+  Answer(c, res, Endpoint::kQuery, result, exec);
 }
 
 absl::StatusOr<promql::QueryResult> Server::Impl::Execute(
@@ -568,11 +570,11 @@ absl::StatusOr<promql::QueryResult> Server::Impl::Execute(
   return result;
 }
 
-void Server::Impl::Answer(Call& c, httplib::Response& res,
+void Server::Impl::Answer(Call& c, httplib::Response& res, Endpoint endpoint,
                           const absl::StatusOr<promql::QueryResult>& result,
                           const ExecTimings& exec) {
   if (!result.ok()) {
-    if (absl::IsInvalidArgument(result.status())) {
+    if (endpoint == Endpoint::kQuery && absl::IsInvalidArgument(result.status())) {
       return WriteJsonError(res, InvalidParam("query", result.status()));
     }
     return WriteJsonError(res, result.status());
@@ -617,7 +619,7 @@ void Server::Impl::QueryRange(Call& c, httplib::Response& res) {
         return engine.Range(*data, query, *start, *end, step_ms, p);
       });
   metrics.ObserveQuery("query_range", SecondsSince(began));
-  Answer(c, res, result, exec);
+  Answer(c, res, Endpoint::kQueryRange, result, exec);
 }
 
 void Server::Impl::Labels(Call& c, httplib::Response& res) {

@@ -6,6 +6,7 @@
 #include <limits>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include "absl/container/flat_hash_map.h"
@@ -142,13 +143,46 @@ double Quantile(double q, std::vector<double>& values) {
          values[static_cast<size_t>(upper)] * weight;
 }
 
+// Go's strconv.FormatFloat(v, 'f', -1, 64): the shortest digits that round-trip, written
+// without an exponent and padded with zeros ("1e300" is "1" and 300 zeros, not the exact
+// decimal value of the double that std::to_chars(fixed) writes).
 std::string FormatFloatForLabel(double v) {
   if (std::isnan(v)) return "NaN";
   if (std::isinf(v)) return v > 0 ? "+Inf" : "-Inf";
-  char buf[400];  // the longest fixed rendering of a double is ~330 characters
-  auto res = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::fixed);
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof(buf), v, std::chars_format::scientific);
   if (res.ec != std::errc()) return std::to_string(v);
-  return std::string(buf, res.ptr);
+  std::string_view sci(buf, static_cast<size_t>(res.ptr - buf));  // [-]d[.ddd]e(+|-)XX
+  std::string out;
+  if (!sci.empty() && sci[0] == '-') {
+    out.push_back('-');
+    sci.remove_prefix(1);
+  }
+  size_t e = sci.find('e');
+  std::string digits;
+  for (char c : sci.substr(0, e)) {
+    if (c != '.') digits.push_back(c);
+  }
+  int exponent = 0;
+  std::string_view exp_text = sci.substr(e + 1);
+  if (!exp_text.empty() && exp_text[0] == '+') exp_text.remove_prefix(1);
+  std::from_chars(exp_text.data(), exp_text.data() + exp_text.size(), exponent);
+  // The decimal point goes after `point` digits of `digits`.
+  const int point = exponent + 1;
+  const int n = static_cast<int>(digits.size());
+  if (point <= 0) {
+    out += "0.";
+    out.append(static_cast<size_t>(-point), '0');
+    out += digits;
+  } else if (point >= n) {
+    out += digits;
+    out.append(static_cast<size_t>(point - n), '0');
+  } else {
+    out.append(digits, 0, static_cast<size_t>(point));
+    out.push_back('.');
+    out.append(digits, static_cast<size_t>(point), std::string::npos);
+  }
+  return out;
 }
 
 absl::StatusOr<Vector> Aggregate(const AggregateExpr& agg, const Vector& in,

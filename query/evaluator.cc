@@ -7,6 +7,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -487,7 +488,10 @@ class Evaluator {
   QueryStats* stats_;
   absl::Time deadline_;
   absl::flat_hash_map<const VectorSelector*, std::vector<LoadedSeries>> data_;
-  absl::flat_hash_map<const SubqueryExpr*, std::map<int64_t, Vector>> subquery_cache_;
+  // Node-based on purpose: EvalSubquery holds a reference to its own cache while the inner
+  // expression's subqueries add theirs, so the table must keep its elements in place when it
+  // grows (absl::flat_hash_map does not).
+  std::unordered_map<const SubqueryExpr*, std::map<int64_t, Vector>> subquery_cache_;
   int64_t step_samples_ = 0;
   int64_t result_samples_ = 0;
 };

@@ -499,10 +499,16 @@ class Parser {
     return 0;
   }
 
+  // A duration in the query text (range, subquery range and step, offset): as Prometheus 2.42,
+  // zero is refused wherever it stands ("foo[0s]", "foo[1m:0s]", "foo offset 0s").
   int64_t ParseDurationToken(const Token& t) {
     absl::StatusOr<int64_t> d = ParseDuration(t.text);
     if (!d.ok()) {
       AddError(t.pos, std::string(d.status().message()));
+      return 0;
+    }
+    if (*d == 0) {
+      AddError(t.pos, "duration must be greater than 0");
       return 0;
     }
     return *d;

@@ -283,6 +283,9 @@ TEST_F(ServerTest, QueryParameterErrors) {
        R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"start\": cannot parse \"x\" to a valid timestamp"})"},
       {"query=up&start=1&end=5&step=1&timeout=soon",
        R"({"status":"error","errorType":"bad_data","error":"invalid parameter \"timeout\": cannot parse \"soon\" to a valid duration"})"},
+      // Unlike /query, Prometheus 2.42 reports a bad query_range query without a parameter name.
+      {"query=sum(foo&start=1&end=2&step=1",
+       R"({"status":"error","errorType":"bad_data","error":"1:8: parse error: unclosed left parenthesis"})"},
   };
   for (const Case& c : cases) {
     auto res = client_->Post("/api/v1/query_range", c.body, kForm);

@@ -552,6 +552,19 @@ TEST(ParserErrors, MessagesAndPositions) {
       {"sum(foo) @ 1",
        "1:1: parse error: @ modifier must be preceded by an instant vector selector or range "
        "vector selector or a subquery"},
+      // Zero durations, refused by Prometheus 2.42 at the duration token.
+      {"rate(x[0s])", "1:8: parse error: duration must be greater than 0"},
+      {"x[0s]", "1:3: parse error: duration must be greater than 0"},
+      {"rate(x[0ms])", "1:8: parse error: duration must be greater than 0"},
+      {"x[0m:]", "1:3: parse error: duration must be greater than 0"},
+      {"x[0s:1m]", "1:3: parse error: duration must be greater than 0"},
+      {"x[1m:0s]", "1:6: parse error: duration must be greater than 0"},
+      {"sum(x[1m:0m])", "1:10: parse error: duration must be greater than 0"},
+      {"x offset 0s", "1:10: parse error: duration must be greater than 0"},
+      {"x[0]", "1:3: parse error: missing unit character in duration"},
+      // A duration after @ is not a timestamp (Prometheus 2.42 refuses it the same way).
+      {"x @ 100s", "1:5: parse error: unexpected duration \"100s\" in @, expected timestamp"},
+      {"x @ 1m", "1:5: parse error: unexpected duration \"1m\" in @, expected timestamp"},
       {"foo[5]", "1:5: parse error: missing unit character in duration"},
       {"foo[]", "1:5: parse error: missing unit character in duration"},
       {"foo[5x]", "1:5: parse error: bad duration syntax: \"5\""},
