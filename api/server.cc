@@ -36,6 +36,11 @@ namespace {
 constexpr const char* kJson = "application/json";
 constexpr const char* kText = "text/plain; charset=utf-8";
 
+// The OTLP/HTTP metrics routes (the Collector's and Prometheus's paths).
+bool IsOtlpPath(std::string_view path) {
+  return path == "/v1/metrics" || path == "/api/v1/otlp/v1/metrics";
+}
+
 // What a handler sees of a request.
 struct Call {
   const httplib::Request& req;
@@ -1022,8 +1027,9 @@ void Server::Impl::OtlpMetrics(Call& c, httplib::Response& res) {
   }
   std::shared_ptr<ingest::DeltaStateStore> store = OtlpStore(c.db);
   std::unique_ptr<Appender> appender = c.db->NewAppender(c.tenant);
+  std::unique_ptr<ingest::SideStore> side = ingest::DBSideStore(*c.db, c.tenant);
   ingest::OtlpResult result = otlp.Export(c.tenant, c.body, *encoding, content_encoding,
-                                          *appender, store.get());
+                                          *appender, store.get(), side.get());
   otlp_inflight.fetch_sub(1);
   int code = 500;
   switch (result.status.code()) {
@@ -1068,9 +1074,19 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(o
     if (!ok || too_large) {
       res.set_header("Connection", "close");
       int code = too_large || res.status == 413 ? 413 : 400;
-      WriteText(res, code,
-                code == 413 ? absl::StrCat("request body too large (limit ", limit, " bytes)")
-                            : std::string("cannot read the request body"));
+      std::string message = code == 413
+                                ? absl::StrCat("request body too large (limit ", limit, " bytes)")
+                                : std::string("cannot read the request body");
+      // cpp-httplib decodes gzip, deflate and br itself and fails the read when it cannot. On
+      // the OTLP routes only gzip (or none) is accepted: any other coding is 415, as OTLP/HTTP
+      // says, not a malformed body.
+      const std::string coding = req.get_header_value("Content-Encoding");
+      if (code == 400 && IsOtlpPath(req.path) &&
+          !ingest::CheckOtlpContentEncoding(coding).ok()) {
+        code = 415;
+        message = std::string(ingest::CheckOtlpContentEncoding(coding).message());
+      }
+      WriteText(res, code, message);
       impl->metrics.ObserveRequest("other", code, 0);
       return;
     }

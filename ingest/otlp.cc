@@ -40,7 +40,7 @@ OtlpReceiver::OtlpReceiver(OtlpOptions options) : options_(std::move(options)) {
 
 OtlpResult OtlpReceiver::Export(std::string_view tenant, std::string_view body,
                                 OtlpEncoding encoding, std::string_view content_encoding,
-                                Appender& appender, DeltaStateStore* store) {
+                                Appender& appender, DeltaStateStore* store, SideStore* side) {
   google::protobuf::ArenaOptions arena_options;
   arena_options.start_block_size = 64 << 10;
   arena_options.max_block_size = 1 << 20;
@@ -54,7 +54,7 @@ OtlpResult OtlpReceiver::Export(std::string_view tenant, std::string_view body,
     result.status = std::move(s);
     return result;
   }
-  return Translate(tenant, *request, appender, store);
+  return Translate(tenant, *request, appender, store, side);
 }
 
 }  // namespace tidemark::ingest

@@ -2,7 +2,8 @@
 // gzip-compressed) translated to Prometheus series and appended.
 //
 //   OtlpReceiver receiver(options);                 // one per server; thread-safe
-//   OtlpResult r = receiver.Export(tenant, body, encoding, content_encoding, *appender, store);
+//   OtlpResult r = receiver.Export(tenant, body, encoding, content_encoding, *appender, store,
+//                                  side.get());   // side: DBSideStore(db, tenant), may be null
 //   std::string reply = EncodeOtlpResponse(r, encoding);
 //
 // Translation follows the OpenTelemetry "Prometheus and OpenMetrics Compatibility"
@@ -23,6 +24,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "ingest/remote_write.h"
 #include "storage/appender.h"
 
 namespace opentelemetry::proto::collector::metrics::v1 {
@@ -53,7 +55,8 @@ struct OtlpOptions {
   std::vector<std::string> promote_resource_attributes;
   // otel_scope_name, otel_scope_version, otel_scope_schema_url and otel_scope_<attribute> labels.
   bool promote_scope_metadata = true;
-  // `<family>_created` series (start time in seconds) for counters, histograms and summaries.
+  // `<family>_created` series for counters, histograms and summaries. The value is the start
+  // time in milliseconds since the epoch, as Prometheus 3's OTLP receiver writes it.
   bool export_created_metric = false;
   // Delta sums and histograms are accumulated into cumulative series; when false they are
   // rejected (as Prometheus does without its experimental flag).
@@ -114,6 +117,8 @@ struct OtlpResult {
   std::string error_message;     // why points were rejected (first reasons), for partial_success
   RejectReason reject_reason = RejectReason::kNone;  // the storage reason of the first rejection
   int64_t samples_rejected = 0;                      // samples the appender refused
+  int64_t exemplars_written = 0;  // exemplars handed to the SideStore and accepted
+  int64_t metadata_written = 0;   // metric families whose metadata was recorded
 };
 
 // The response body: ExportMetricsServiceResponse (with partial_success when points were
@@ -131,15 +136,24 @@ class OtlpReceiver {
   // older than the running total, samples refused by storage) are counted in `points_rejected`;
   // the rest is stored. `store` holds the delta running totals; with null, delta points are
   // rejected. Running totals are updated only after a successful commit.
+  //
+  // After the commit, when `side` is given: metadata per metric family (type counter, gauge,
+  // histogram or summary; help = description; unit as its Prometheus word, e.g. "seconds") of
+  // every metric with a stored sample, and the exemplars of sum, histogram and exponential
+  // histogram points (labels trace_id and span_id in hex plus the filtered attributes, which
+  // are dropped when the set would exceed 128 characters). A sum's exemplars go to its series,
+  // a histogram's to the `_bucket` series of the smallest `le` >= the exemplar's value.
+  // Exemplars the store refuses as invalid are skipped; any other store failure makes the
+  // result Unavailable (the samples are stored; a retry stores nothing twice).
   OtlpResult Export(std::string_view tenant, std::string_view body, OtlpEncoding encoding,
                     std::string_view content_encoding, Appender& appender,
-                    DeltaStateStore* store);
+                    DeltaStateStore* store, SideStore* side = nullptr);
 
   // Translates an already decoded request (the benchmark's entry point).
   OtlpResult Translate(std::string_view tenant,
                        const opentelemetry::proto::collector::metrics::v1::ExportMetricsServiceRequest&
                            request,
-                       Appender& appender, DeltaStateStore* store);
+                       Appender& appender, DeltaStateStore* store, SideStore* side = nullptr);
 
  private:
   const OtlpOptions options_;

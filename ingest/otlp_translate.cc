@@ -10,14 +10,17 @@
 //   exponential histogram         -> the same, classic buckets at max scale options.exponential_...
 //   summary                       -> <name>{quantile}, _sum, _count, [_created]
 // Delta sums and histograms are turned into cumulative ones with DeltaState running totals.
-// NoRecordedValue points become stale markers.
+// NoRecordedValue points become stale markers. After the commit, metric metadata and the
+// exemplars of sums and histograms go to the SideStore.
 #include <google/protobuf/arena.h>
 
 #include <algorithm>
 #include <charconv>
 #include <cmath>
+#include <limits>
 #include <map>
 #include <optional>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -49,6 +52,10 @@ constexpr uint32_t kNoRecordedValue = 1;
 constexpr size_t kMaxMessages = 5;
 constexpr int32_t kMinScale = -10;
 constexpr int32_t kMaxScale = 20;
+// Prometheus's limit on an exemplar's label set (names and values, in characters).
+constexpr size_t kMaxExemplarRunes = 128;
+// At most this many target_info samples (one every lookback_delta/2) per resource and request.
+constexpr int64_t kMaxTargetInfoSamples = 1000;
 
 // Go's strconv.FormatFloat(v, 'f', -1, 64), as Prometheus writes le and quantile values.
 std::string FormatFixed(double v) {
@@ -157,6 +164,77 @@ const otlp_common::AnyValue* Find(const RepeatedPtrField<otlp_common::KeyValue>&
 
 int64_t ToMillis(uint64_t ns) { return static_cast<int64_t>(ns / 1'000'000); }
 
+size_t Runes(std::string_view s) {
+  size_t n = 0;
+  for (char c : s) n += (static_cast<uint8_t>(c) & 0xc0) != 0x80;
+  return n;
+}
+
+// OTLP exemplars as Prometheus's OTLP receiver builds them: labels trace_id and span_id (lower-case
+// hex, when set), then the filtered attributes (names sanitised as attribute labels; empty names
+// and values dropped) unless they would take the label set over 128 characters. An exemplar
+// without a value is skipped; one without a timestamp takes the point's.
+std::vector<Exemplar> ToExemplars(
+    const RepeatedPtrField<::opentelemetry::proto::metrics::v1::Exemplar>& in, int64_t point_ms) {
+  std::vector<Exemplar> out;
+  out.reserve(in.size());
+  for (const auto& e : in) {
+    Exemplar ex;
+    switch (e.value_case()) {
+      case ::opentelemetry::proto::metrics::v1::Exemplar::kAsDouble: ex.value = e.as_double(); break;
+      case ::opentelemetry::proto::metrics::v1::Exemplar::kAsInt:
+        ex.value = static_cast<double>(e.as_int());
+        break;
+      default: continue;
+    }
+    ex.t_ms = e.time_unix_nano() != 0 ? ToMillis(e.time_unix_nano()) : point_ms;
+    std::map<std::string, std::string, std::less<>> labels;
+    size_t runes = 0;
+    auto put_id = [&](std::string_view name, const std::string& bytes) {
+      if (bytes.empty()) return;
+      std::string hex = absl::BytesToHexString(bytes);
+      runes += name.size() + hex.size();
+      labels.emplace(std::string(name), std::move(hex));
+    };
+    put_id("trace_id", e.trace_id());
+    put_id("span_id", e.span_id());
+    std::map<std::string, std::string, std::less<>> attrs;
+    size_t attr_runes = 0;
+    for (const otlp_common::KeyValue& kv : e.filtered_attributes()) {
+      std::string name = BuildOtlpLabelName(kv.key());
+      std::string value = AsString(kv.value());
+      if (name.empty() || value.empty() || labels.count(name) != 0) continue;
+      auto [it, fresh] = attrs.try_emplace(name, value);
+      if (fresh) {
+        attr_runes += Runes(name) + Runes(value);
+      } else {
+        absl::StrAppend(&it->second, ";", value);
+        attr_runes += 1 + Runes(value);
+      }
+    }
+    if (runes + attr_runes <= kMaxExemplarRunes) labels.merge(attrs);
+    std::vector<Label> sorted;
+    sorted.reserve(labels.size());
+    for (auto& [name, value] : labels) sorted.push_back(Label{name, std::move(value)});
+    ex.labels = Labels::FromSortedUnchecked(std::move(sorted));
+    out.push_back(std::move(ex));
+  }
+  return out;
+}
+
+// The Prometheus metadata type of an OTLP metric kind.
+std::string_view PromType(OtlpMetricType type) {
+  switch (type) {
+    case OtlpMetricType::kGauge:
+    case OtlpMetricType::kNonMonotonicCounter: return "gauge";
+    case OtlpMetricType::kMonotonicCounter: return "counter";
+    case OtlpMetricType::kHistogram:
+    case OtlpMetricType::kExponentialHistogram: return "histogram";
+    case OtlpMetricType::kSummary: return "summary";
+  }
+  return "unknown";
+}
+
 // Sorted label set under construction; later Set() calls win, Merge() joins collisions with ';'.
 using LabelMap = std::map<std::string, std::string, std::less<>>;
 
@@ -261,8 +339,9 @@ ClassicHistogram FromExponential(const ExpBuckets& e, double count, double sum, 
 class Translator {
  public:
   Translator(const OtlpOptions& options, std::string_view tenant, Appender& appender,
-             DeltaStateStore* store, OtlpResult& result)
-      : options_(options), tenant_(tenant), appender_(appender), store_(store), result_(result),
+             DeltaStateStore* store, SideStore* side, OtlpResult& result)
+      : options_(options), tenant_(tenant), appender_(appender), store_(store), side_(side),
+        result_(result),
         with_suffixes_(options.translation_strategy ==
                        OtlpTranslationStrategy::kUnderscoreEscapingWithSuffixes) {}
 
@@ -300,7 +379,8 @@ class Translator {
       std::string_view metric);
   void Metric(const otlp_metrics::Metric& m, ResourceContext& rc);
   void NumberPoint(const otlp_metrics::NumberDataPoint& p, const std::string& name,
-                   bool monotonic, bool delta, ResourceContext& rc, std::string_view metric);
+                   bool monotonic, bool delta, bool with_exemplars, ResourceContext& rc,
+                   std::string_view metric);
   void HistogramPoint(const otlp_metrics::HistogramDataPoint& p, const std::string& name,
                       bool delta, ResourceContext& rc, std::string_view metric);
   void ExponentialPoint(const otlp_metrics::ExponentialHistogramDataPoint& p,
@@ -308,8 +388,15 @@ class Translator {
                         std::string_view metric);
   void SummaryPoint(const otlp_metrics::SummaryDataPoint& p, const std::string& name,
                     ResourceContext& rc, std::string_view metric);
+  // `exemplars` (when not null and every sample was appended) go to the bucket series.
   bool EmitHistogram(const std::vector<Label>& base, const std::string& name, int64_t t,
-                     const ClassicHistogram& h, bool stale);
+                     const ClassicHistogram& h, bool stale,
+                     const RepeatedPtrField<otlp_metrics::Exemplar>* exemplars = nullptr);
+  // Queues exemplars of `series` for the side store (stored after the commit).
+  void AddExemplars(const Labels& series, std::vector<Exemplar> exemplars);
+  // Writes queued exemplars and metadata; a store failure other than an invalid exemplar sets
+  // result_.status to Unavailable.
+  void StoreSide();
   bool EmitCreated(const std::vector<Label>& base, const std::string& name, int64_t t,
                    uint64_t start_ns);
   void TargetInfo(const otlp_metrics::ResourceMetrics& rm, const ResourceContext& rc);
@@ -328,16 +415,27 @@ class Translator {
   const std::string_view tenant_;
   Appender& appender_;
   DeltaStateStore* const store_;
+  SideStore* const side_;
   OtlpResult& result_;
   const bool with_suffixes_;
   size_t messages_ = 0;
   bool point_ok_ = true;  // of the point being translated
   absl::flat_hash_map<std::string, DeltaState> pending_states_;
+  int64_t appended_ = 0;  // samples appended so far
+  struct ExemplarBatch {
+    Labels series;
+    std::vector<Exemplar> exemplars;
+  };
+  std::map<std::string, ExemplarBatch> pending_exemplars_;  // by series (Labels::ToString)
+  std::map<std::string, MetricMetadata> pending_metadata_;  // by family; the first one wins
 };
 
 bool Translator::Append(const Labels& labels, int64_t t_ms, double v) {
   absl::Status s = appender_.Append(labels, t_ms, v);
-  if (s.ok()) return true;
+  if (s.ok()) {
+    ++appended_;
+    return true;
+  }
   if (RejectReasonOf(s) != RejectReason::kNone || s.code() == absl::StatusCode::kInvalidArgument) {
     if (result_.reject_reason == RejectReason::kNone) result_.reject_reason = RejectReasonOf(s);
     ++result_.samples_rejected;
@@ -429,8 +527,16 @@ void Translator::TargetInfo(const otlp_metrics::ResourceMetrics& rm, const Resou
     if (!value.empty()) base.push_back(Label{name, std::move(value)});
   }
   Labels labels = SeriesLabels(base, "target_info");
-  const int64_t first = ToMillis(rc.min_ns), last = ToMillis(rc.max_ns);
+  int64_t first = ToMillis(rc.min_ns);
+  const int64_t last = ToMillis(rc.max_ns);
   const int64_t interval = std::max<int64_t>(1, options_.lookback_delta_ms / 2);
+  // Bounded (unlike Prometheus): one point far in the past or future would otherwise make a
+  // request write millions of target_info samples. Only the most recent span is covered then.
+  if ((last - first) / interval > kMaxTargetInfoSamples) {
+    first = last - kMaxTargetInfoSamples * interval;
+    Note(absl::StrCat("target_info: data points span more than ", kMaxTargetInfoSamples,
+                      " intervals of ", interval, " ms; only the most recent are covered"));
+  }
   int64_t t = first;
   for (; t < last && !fatal(); t += interval) {
     point_ok_ = true;
@@ -500,16 +606,17 @@ void Translator::Metric(const otlp_metrics::Metric& m, ResourceContext& rc) {
     result_.points_rejected += points - 1;  // CheckDelta counted one
     return;
   }
+  const int64_t appended_before = appended_;
   switch (m.data_case()) {
     case otlp_metrics::Metric::kGauge:
       for (const auto& p : m.gauge().data_points()) {
-        NumberPoint(p, name, false, false, rc, m.name());
+        NumberPoint(p, name, false, false, false, rc, m.name());
         if (fatal()) return;
       }
       break;
     case otlp_metrics::Metric::kSum:
       for (const auto& p : m.sum().data_points()) {
-        NumberPoint(p, name, m.sum().is_monotonic(), delta, rc, m.name());
+        NumberPoint(p, name, m.sum().is_monotonic(), delta, true, rc, m.name());
         if (fatal()) return;
       }
       break;
@@ -533,6 +640,10 @@ void Translator::Metric(const otlp_metrics::Metric& m, ResourceContext& rc) {
       break;
     default:
       break;
+  }
+  if (side_ != nullptr && appended_ > appended_before) {
+    pending_metadata_.try_emplace(
+        name, MetricMetadata{std::string(PromType(type)), m.description(), BuildOtlpUnitName(m.unit())});
   }
 }
 
@@ -575,12 +686,12 @@ std::optional<DeltaState> Translator::Continue(std::optional<DeltaState> state,
 bool Translator::EmitCreated(const std::vector<Label>& base, const std::string& name, int64_t t,
                              uint64_t start_ns) {
   if (!options_.export_created_metric || start_ns == 0) return true;
-  return Append(SeriesLabels(base, name + "_created"), t,
-                static_cast<double>(start_ns / 1'000'000) / 1000.0);
+  // Milliseconds since the epoch, as Prometheus's OTLP receiver writes _created.
+  return Append(SeriesLabels(base, name + "_created"), t, static_cast<double>(ToMillis(start_ns)));
 }
 
 void Translator::NumberPoint(const otlp_metrics::NumberDataPoint& p, const std::string& name,
-                             bool monotonic, bool delta, ResourceContext& rc,
+                             bool monotonic, bool delta, bool with_exemplars, ResourceContext& rc,
                              std::string_view metric) {
   point_ok_ = true;
   if (p.time_unix_nano() == 0) return Reject(absl::StrCat("metric ", std::string(metric), ": point without time_unix_nano"));
@@ -599,10 +710,11 @@ void Translator::NumberPoint(const otlp_metrics::NumberDataPoint& p, const std::
   const int64_t t = ToMillis(p.time_unix_nano());
   Labels labels = SeriesLabels(*base, name);
   uint64_t start_ns = p.start_time_unix_nano();
+  bool appended = false;
   if (stale) {
     Append(labels, t, StaleNaN());
   } else if (!delta) {
-    Append(labels, t, value);
+    appended = Append(labels, t, value);
   } else {
     std::string key = absl::StrCat(std::string(kDeltaKeyPrefix), labels.ToString());
     auto loaded = LoadState(key, DeltaState::Kind::kNumber);
@@ -616,14 +728,21 @@ void Translator::NumberPoint(const otlp_metrics::NumberDataPoint& p, const std::
     }
     state->value += value;
     start_ns = state->start_ns;
-    if (Append(labels, t, state->value)) pending_states_[key] = std::move(*state);
+    if (Append(labels, t, state->value)) {
+      pending_states_[key] = std::move(*state);
+      appended = true;
+    }
+  }
+  if (appended && with_exemplars && p.exemplars_size() > 0) {
+    AddExemplars(labels, ToExemplars(p.exemplars(), t));
   }
   if (monotonic && !stale) EmitCreated(*base, name, t, start_ns);
   if (!point_ok_) ++result_.points_rejected;
 }
 
 bool Translator::EmitHistogram(const std::vector<Label>& base, const std::string& name, int64_t t,
-                               const ClassicHistogram& h, bool stale) {
+                               const ClassicHistogram& h, bool stale,
+                               const RepeatedPtrField<otlp_metrics::Exemplar>* exemplars) {
   const double stale_nan = StaleNaN();
   bool ok = true;
   if (h.has_sum || stale) ok &= Append(SeriesLabels(base, name + "_sum"), t, stale ? stale_nan : h.sum);
@@ -637,7 +756,66 @@ bool Translator::EmitHistogram(const std::vector<Label>& base, const std::string
   }
   if (fatal()) return false;
   ok &= Append(SeriesLabels(base, bucket, "le", "+Inf"), t, stale ? stale_nan : h.count);
+  if (ok && !stale && exemplars != nullptr && !exemplars->empty()) {
+    // Each exemplar goes to the bucket that holds its value: the smallest le >= the value.
+    std::map<double, std::vector<Exemplar>> by_bound;
+    for (Exemplar& e : ToExemplars(*exemplars, t)) {
+      if (std::isnan(e.value)) continue;
+      double best = std::numeric_limits<double>::infinity();
+      for (const auto& [bound, cumulative] : h.buckets) {
+        if (e.value <= bound && bound < best) best = bound;
+      }
+      by_bound[best].push_back(std::move(e));
+    }
+    for (auto& [bound, list] : by_bound) {
+      AddExemplars(SeriesLabels(base, bucket, "le", FormatFixed(bound)), std::move(list));
+    }
+  }
   return ok;
+}
+
+void Translator::AddExemplars(const Labels& series, std::vector<Exemplar> exemplars) {
+  if (side_ == nullptr || exemplars.empty()) return;
+  auto [it, fresh] = pending_exemplars_.try_emplace(series.ToString());
+  if (fresh) it->second.series = series;
+  for (Exemplar& e : exemplars) it->second.exemplars.push_back(std::move(e));
+}
+
+void Translator::StoreSide() {
+  if (side_ == nullptr) return;
+  auto fail = [this](std::string_view what, const absl::Status& s) {
+    result_.status = absl::UnavailableError(
+        absl::StrCat("store ", std::string(what), " (the samples are stored): ", s.message()));
+  };
+  for (auto& [key, batch] : pending_exemplars_) {
+    std::sort(batch.exemplars.begin(), batch.exemplars.end(),
+              [](const Exemplar& a, const Exemplar& b) { return a.t_ms < b.t_ms; });
+    absl::Status s = side_->AppendExemplars(batch.series, batch.exemplars);
+    if (s.ok()) {
+      result_.exemplars_written += static_cast<int64_t>(batch.exemplars.size());
+      continue;
+    }
+    if (!absl::IsInvalidArgument(s)) return fail("exemplars", s);
+    // One invalid exemplar refuses the batch: store the others one by one.
+    for (const Exemplar& e : batch.exemplars) {
+      absl::Status one = side_->AppendExemplars(batch.series, std::span<const Exemplar>(&e, 1));
+      if (one.ok()) {
+        ++result_.exemplars_written;
+      } else if (!absl::IsInvalidArgument(one)) {
+        return fail("exemplars", one);
+      } else {
+        Note(absl::StrCat("exemplar of ", key, " skipped: ", one.message()));
+      }
+    }
+  }
+  for (const auto& [family, md] : pending_metadata_) {
+    absl::Status s = side_->PutMetadata(family, md);
+    if (s.ok()) {
+      ++result_.metadata_written;
+    } else if (!absl::IsInvalidArgument(s)) {
+      return fail("metadata", s);
+    }
+  }
 }
 
 void Translator::HistogramPoint(const otlp_metrics::HistogramDataPoint& p, const std::string& name,
@@ -662,7 +840,7 @@ void Translator::HistogramPoint(const otlp_metrics::HistogramDataPoint& p, const
   if (stale || !delta) {
     EmitHistogram(*base, name,
                   t, FromExplicit(bounds, counts, static_cast<double>(p.count()), p.sum(), p.has_sum()),
-                  stale);
+                  stale, &p.exemplars());
   } else {
     std::string key = absl::StrCat(std::string(kDeltaKeyPrefix), SeriesLabels(*base, name).ToString());
     auto loaded = LoadState(key, DeltaState::Kind::kHistogram);
@@ -690,7 +868,7 @@ void Translator::HistogramPoint(const otlp_metrics::HistogramDataPoint& p, const
     if (EmitHistogram(*base, name, t,
                       FromExplicit(state->bounds, state->buckets, state->count, state->sum,
                                    p.has_sum()),
-                      false)) {
+                      false, &p.exemplars())) {
       pending_states_[key] = std::move(*state);
     }
   }
@@ -734,7 +912,8 @@ void Translator::ExponentialPoint(const otlp_metrics::ExponentialHistogramDataPo
   uint64_t start_ns = p.start_time_unix_nano();
   if (stale || !delta) {
     EmitHistogram(*base, name, t,
-                  FromExponential(e, static_cast<double>(p.count()), p.sum(), p.has_sum()), stale);
+                  FromExponential(e, static_cast<double>(p.count()), p.sum(), p.has_sum()), stale,
+                  &p.exemplars());
   } else {
     std::string key = absl::StrCat(std::string(kDeltaKeyPrefix), SeriesLabels(*base, name).ToString());
     auto loaded = LoadState(key, DeltaState::Kind::kExponential);
@@ -755,7 +934,8 @@ void Translator::ExponentialPoint(const otlp_metrics::ExponentialHistogramDataPo
     if (p.has_sum()) state->sum += p.sum();
     start_ns = state->start_ns;
     if (EmitHistogram(*base, name, t,
-                      FromExponential(state->exp, state->count, state->sum, p.has_sum()), false)) {
+                      FromExponential(state->exp, state->count, state->sum, p.has_sum()), false,
+                      &p.exemplars())) {
       pending_states_[key] = std::move(*state);
     }
   }
@@ -815,6 +995,7 @@ void Translator::Finish() {
       break;
     }
   }
+  StoreSide();
 }
 
 bool HasDelta(const otlp_collector::ExportMetricsServiceRequest& request) {
@@ -840,11 +1021,12 @@ bool HasDelta(const otlp_collector::ExportMetricsServiceRequest& request) {
 
 OtlpResult OtlpReceiver::Translate(std::string_view tenant,
                                    const otlp_collector::ExportMetricsServiceRequest& request,
-                                   Appender& appender, DeltaStateStore* store) {
+                                   Appender& appender, DeltaStateStore* store,
+                                   SideStore* side) {
   OtlpResult result;
   std::optional<absl::MutexLock> lock;
   if (store != nullptr && HasDelta(request)) lock.emplace(&delta_mu_);
-  Translator translator(options_, tenant, appender, store, result);
+  Translator translator(options_, tenant, appender, store, side, result);
   for (const otlp_metrics::ResourceMetrics& rm : request.resource_metrics()) {
     if (!translator.Resource(rm)) break;
   }

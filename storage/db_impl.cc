@@ -471,7 +471,7 @@ absl::Status DBImpl::DeleteBeforeImpl(int64_t cutoff_ms) {
     if (it->Valid() && StartsWith(it->key(), prefix)) it->Next();
   }
   if (!it->status().ok()) return FromRocks(it->status(), "scan chunks for retention");
-  return absl::OkStatus();
+  return DeleteExemplarsBefore(cutoff_ms);
 }
 
 absl::Status DBImpl::Close() {

@@ -112,6 +112,8 @@ class DBImpl : public DB {
   absl::Status SealLocked(MemSeries* s, bool force, uint64_t seq, size_t added);
   absl::Status SealAll(bool force_all, int64_t idle_before, uint64_t* min_open_seq);
   absl::Status DeleteBeforeImpl(int64_t cutoff_ms);
+  // Retention for exemplars (db_side.cc): drops every exemplar with a timestamp before the cutoff.
+  absl::Status DeleteExemplarsBefore(int64_t cutoff_ms);
   void NoteTime(int64_t t);
   // The id of `tenant`, creating the tenant (durably) when it is new.
   absl::StatusOr<uint32_t> TenantForWrite(std::string_view tenant);

@@ -258,6 +258,53 @@ absl::Status DBImpl::AppendExemplars(std::string_view tenant, const Labels& seri
   return absl::OkStatus();
 }
 
+absl::Status DBImpl::DeleteExemplarsBefore(int64_t cutoff_ms) {
+  if (exemplars_cf() == nullptr) return absl::OkStatus();
+  std::vector<uint32_t> tenants;
+  {
+    absl::MutexLock lock(&tenants_mu_);
+    for (const auto& [name, id] : tenants_) tenants.push_back(id);
+  }
+  absl::MutexLock lock(&exemplars_mu_);
+  if (closed_.load()) return absl::FailedPreconditionError("database is closed");
+  std::unique_ptr<rocksdb::Iterator> it(
+      db_->NewIterator(rocksdb::ReadOptions(), exemplars_cf()));
+  for (uint32_t tid : tenants) {
+    // Per series (keys ordered by time): delete the leading keys before the cutoff and their
+    // ring entries, then skip to the next series. Holes in the ring are harmless: eviction
+    // deletes whatever ring entries remain below its new start.
+    rocksdb::WriteBatch batch;
+    const std::string index_prefix = ExemplarIndexPrefix(tid);
+    it->Seek(index_prefix);
+    while (it->Valid() && StartsWith(it->key(), index_prefix)) {
+      std::string_view label_bytes;
+      int64_t t;
+      uint64_t seq;
+      if (!ParseExemplarIndexKey(View(it->key()), &label_bytes, &t, &seq)) {
+        return absl::DataLossError(
+            absl::StrCat("malformed exemplar key of ", it->key().size(), " bytes"));
+      }
+      const std::string series_prefix(
+          View(it->key()).substr(0, it->key().size() - kExemplarKeySuffixSize));
+      for (; it->Valid() && StartsWith(it->key(), series_prefix); it->Next()) {
+        if (!ParseExemplarIndexKey(View(it->key()), &label_bytes, &t, &seq)) {
+          return absl::DataLossError("malformed exemplar key");
+        }
+        if (t >= cutoff_ms) break;
+        batch.Delete(exemplars_cf(), it->key());
+        batch.Delete(exemplars_cf(), ExemplarRingKey(tid, seq));
+      }
+      it->Seek(series_prefix + std::string(kExemplarKeySuffixSize, '\xff'));
+      if (it->Valid() && StartsWith(it->key(), series_prefix)) it->Next();
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "scan exemplars for retention");
+    if (batch.Count() == 0) continue;
+    rocksdb::Status rs = db_->Write(rocksdb::WriteOptions(), &batch);
+    if (!rs.ok()) return FromRocks(rs, "delete old exemplars");
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<SeriesExemplars>> DBImpl::QueryExemplars(
     std::string_view tenant, const std::vector<std::vector<LabelMatcher>>& selectors,
     int64_t mint_ms, int64_t maxt_ms) {

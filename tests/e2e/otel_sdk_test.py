@@ -147,6 +147,18 @@ def check_cumulative(server):
           info.get("instance") == "pod-1", info)
     check("service_name" not in info and "service_instance_id" not in info, info)
 
+    # Metadata per family, as Prometheus 3's receiver records it (unit as its Prometheus word).
+    status, body = harness.get_json(server.url + "/api/v1/metadata")
+    check(status == 200, body)
+    md = body["data"]
+    check(md.get("orders_placed_total", [{}])[0].get("type") == "counter", md)
+    check(md.get("queue_size", [{}])[0].get("type") == "gauge", md)
+    check(md.get("http_server_duration_milliseconds") ==
+          [dict(md["http_server_duration_milliseconds"][0], type="histogram", unit="milliseconds")],
+          md)
+    check(md.get("rpc_duration_seconds", [{}])[0].get("unit") == "seconds", md)
+    check(md.get("temperature_celsius", [{}])[0].get("unit") == "celsius", md)
+
 
 def check_delta(server, want_total, want_counts):
     labels, value = one(server, "jobs_done_total")

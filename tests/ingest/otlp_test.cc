@@ -4,6 +4,7 @@
 // model appender that refuses out-of-order and duplicate samples as storage does.
 #include "ingest/otlp.h"
 
+#include <unistd.h>
 #include <zlib.h>
 
 #include <bit>
@@ -11,9 +12,12 @@
 #include <cstdint>
 #include <filesystem>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
+#include "absl/strings/escaping.h"
+#include "absl/strings/str_cat.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "ingest/otlp_delta.h"
@@ -398,7 +402,7 @@ TEST(OtlpTranslate, SumsCountersAndGaugesAndCreated) {
   ASSERT_TRUE(r.status.ok()) << r.status;
   EXPECT_EQ(f.appender.Of("http_requests_total{" + kBase + "}"), (std::vector<Sample>{{kT0Ms, 10}}));
   EXPECT_EQ(f.appender.Of("http_requests_total_created{" + kBase + "}"),
-            (std::vector<Sample>{{kT0Ms, (kT0Ms - 60000) / 1000.0}}));
+            (std::vector<Sample>{{kT0Ms, static_cast<double>(kT0Ms - 60000)}}));
   EXPECT_EQ(f.appender.Of("queue_depth{" + kBase + "}"), (std::vector<Sample>{{kT0Ms, 4}}));
   EXPECT_EQ(f.appender.SeriesNames().size(), 3u);  // no _created for the non-monotonic sum
 }
@@ -532,7 +536,7 @@ TEST(OtlpTranslate, Summary) {
   EXPECT_EQ(f.appender.Of("rpc_latency_seconds_sum{" + kBase + "}"), (std::vector<Sample>{{kT0Ms, 2.5}}));
   EXPECT_EQ(f.appender.Of("rpc_latency_seconds_count{" + kBase + "}"), (std::vector<Sample>{{kT0Ms, 5}}));
   EXPECT_EQ(f.appender.Of("rpc_latency_seconds_created{" + kBase + "}"),
-            (std::vector<Sample>{{kT0Ms, (kT0Ms - 2000) / 1000.0}}));
+            (std::vector<Sample>{{kT0Ms, static_cast<double>(kT0Ms - 2000)}}));
 }
 
 TEST(OtlpTranslate, NoRecordedValueBecomesStaleMarker) {
@@ -601,7 +605,7 @@ TEST(OtlpDelta, SumsAccumulateAcrossRequestsAndRestarts) {
                                  {kT0Ms + 70000, 10}}));
   // _created stays at the start of the running total.
   for (const Sample& s : f.appender.Of("jobs_done_total_created{" + kBase + "}")) {
-    EXPECT_EQ(s.v, kT0Ms / 1000.0);
+    EXPECT_EQ(s.v, static_cast<double>(kT0Ms));
   }
 
   // A retried (already counted) interval is rejected, not added twice.
@@ -870,6 +874,292 @@ TEST(OtlpResponse, PartialSuccessWhenStorageRefusesSomeSamples) {
   std::string json = EncodeOtlpResponse(r, OtlpEncoding::kJson);
   EXPECT_THAT(json, HasSubstr("\"partialSuccess\""));
   EXPECT_THAT(json, HasSubstr("\"rejectedDataPoints\":\"1\""));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Metadata and exemplars (through a model SideStore, and through the real DB).
+
+class ModelSide : public SideStore {
+ public:
+  absl::Status PutMetadata(std::string_view metric, const MetricMetadata& md) override {
+    if (!fail.ok()) return fail;
+    metadata[std::string(metric)] = md;
+    return absl::OkStatus();
+  }
+  absl::Status AppendExemplars(const Labels& series, std::span<const Exemplar> exemplars) override {
+    if (!fail.ok()) return fail;
+    for (const Exemplar& e : exemplars) {
+      if (absl::Status s = Labels::Validate(e.labels.items()); !s.ok()) {
+        return absl::InvalidArgumentError(s.message());
+      }
+    }
+    for (const Exemplar& e : exemplars) exemplars_by_series[series.ToString()].push_back(e);
+    return absl::OkStatus();
+  }
+  std::map<std::string, MetricMetadata> metadata;
+  std::map<std::string, std::vector<Exemplar>> exemplars_by_series;
+  absl::Status fail;
+};
+
+void AddExemplar(google::protobuf::RepeatedPtrField<pb::Exemplar>* list, double v, uint64_t t,
+                 const std::string& trace_hex, const std::string& span_hex,
+                 std::vector<std::pair<std::string, std::string>> attrs = {}) {
+  pb::Exemplar* e = list->Add();
+  e->set_as_double(v);
+  e->set_time_unix_nano(t);
+  e->set_trace_id(absl::HexStringToBytes(trace_hex));
+  e->set_span_id(absl::HexStringToBytes(span_hex));
+  for (const auto& [k, val] : attrs) SetAttr(e->mutable_filtered_attributes(), k, val);
+}
+
+constexpr char kTrace[] = "4bf92f3577b34da6a3ce929d0e0e4736";
+constexpr char kSpan[] = "00f067aa0ba902b7";
+
+TEST(OtlpSide, MetadataPerFamilyWithPrometheusTypesAndUnitWords) {
+  Fixture f;
+  ModelSide side;
+  Builder b;
+  pb::Metric* g = b.Add("mem.usage", "By");
+  g->set_description("Memory in use.");
+  Number(g->mutable_gauge()->mutable_data_points(), 0, kT0, 1);
+  pb::Metric* c = AddSum(b, "http.requests", "{request}", true, kCumulative);
+  c->set_description("Requests.");
+  Number(c->mutable_sum()->mutable_data_points(), kT0 - kSec, kT0, 2);
+  pb::Metric* u = AddSum(b, "queue.depth", "1", false, kCumulative);
+  Number(u->mutable_sum()->mutable_data_points(), kT0 - kSec, kT0, 3);
+  pb::Metric* h = b.Add("rpc.duration", "ms");
+  h->mutable_histogram()->set_aggregation_temporality(kCumulative);
+  pb::HistogramDataPoint* hp = h->mutable_histogram()->add_data_points();
+  hp->set_time_unix_nano(kT0);
+  hp->set_count(1);
+  pb::Metric* e = b.Add("io", "By/s");
+  e->mutable_exponential_histogram()->set_aggregation_temporality(kCumulative);
+  AddExp(e, kT0 - kSec, kT0, 0, 1, 0, {});
+  pb::Metric* sm = b.Add("lat", "s");
+  pb::SummaryDataPoint* sp = sm->mutable_summary()->add_data_points();
+  sp->set_time_unix_nano(kT0);
+  // A metric none of whose points is stored records nothing.
+  Number(b.Add("empty.gauge")->mutable_gauge()->mutable_data_points(), 0, 0, 1);
+
+  OtlpReceiver receiver(f.options);
+  OtlpResult r = receiver.Export("t1", b.Bytes(), OtlpEncoding::kProtobuf, "", f.appender,
+                                 &f.store, &side);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.metadata_written, 6);
+  using M = MetricMetadata;
+  EXPECT_EQ(side.metadata, (std::map<std::string, M>{
+                               {"mem_usage_bytes", M{"gauge", "Memory in use.", "bytes"}},
+                               {"http_requests_total", M{"counter", "Requests.", ""}},
+                               {"queue_depth", M{"gauge", "", ""}},
+                               {"rpc_duration_milliseconds", M{"histogram", "", "milliseconds"}},
+                               {"io_bytes_per_second", M{"histogram", "", "bytes_per_second"}},
+                               {"lat_seconds", M{"summary", "", "seconds"}},
+                           }));
+}
+
+TEST(OtlpSide, SumExemplarsWithHexIdsAndSanitisedAttributes) {
+  Fixture f;
+  ModelSide side;
+  Builder b;
+  pb::NumberDataPoint* p =
+      Number(AddSum(b, "hits", "", true, kCumulative)->mutable_sum()->mutable_data_points(),
+             kT0 - kSec, kT0, 7);
+  AddExemplar(p->mutable_exemplars(), 1, kT0 - 500'000'000, kTrace, kSpan, {{"http.route", "/a"}});
+  // No timestamp: the point's. No ids: attributes only.
+  AddExemplar(p->mutable_exemplars(), 2, 0, "", "", {{"user", "u1"}});
+  // A gauge's exemplars are not kept (as Prometheus).
+  pb::NumberDataPoint* gp = Number(b.Add("temp")->mutable_gauge()->mutable_data_points(), 0, kT0, 1);
+  AddExemplar(gp->mutable_exemplars(), 1, kT0, kTrace, kSpan);
+
+  OtlpReceiver receiver(f.options);
+  OtlpResult r = receiver.Export("t1", b.Bytes(), OtlpEncoding::kProtobuf, "", f.appender,
+                                 &f.store, &side);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.exemplars_written, 2);
+  ASSERT_EQ(side.exemplars_by_series.size(), 1u);
+  const auto& got = side.exemplars_by_series["hits_total{" + kBase + "}"];
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0].labels.ToString(),
+            absl::StrCat("{http_route=\"/a\", span_id=\"", kSpan, "\", trace_id=\"", kTrace, "\"}"));
+  EXPECT_EQ(got[0].t_ms, kT0Ms - 500);
+  EXPECT_EQ(got[0].value, 1);
+  EXPECT_EQ(got[1].labels.ToString(), "{user=\"u1\"}");
+  EXPECT_EQ(got[1].t_ms, kT0Ms);
+}
+
+TEST(OtlpSide, LongAttributesAreDroppedButIdsKept) {
+  Fixture f;
+  ModelSide side;
+  Builder b;
+  pb::NumberDataPoint* p =
+      Number(AddSum(b, "hits", "", true, kCumulative)->mutable_sum()->mutable_data_points(),
+             kT0 - kSec, kT0, 7);
+  // trace_id + span_id take 63 characters; this attribute would add 66.
+  AddExemplar(p->mutable_exemplars(), 1, kT0, kTrace, kSpan, {{"k", std::string(65, 'v')}});
+  OtlpReceiver receiver(f.options);
+  ASSERT_TRUE(receiver.Export("t1", b.Bytes(), OtlpEncoding::kProtobuf, "", f.appender, &f.store,
+                              &side).status.ok());
+  const auto& got = side.exemplars_by_series["hits_total{" + kBase + "}"];
+  ASSERT_EQ(got.size(), 1u);
+  EXPECT_EQ(got[0].labels.ToString(),
+            absl::StrCat("{span_id=\"", kSpan, "\", trace_id=\"", kTrace, "\"}"));
+}
+
+TEST(OtlpSide, HistogramExemplarsGoToTheBucketHoldingTheirValue) {
+  Fixture f;
+  ModelSide side;
+  Builder b;
+  pb::Metric* m = b.Add("lat", "s");
+  m->mutable_histogram()->set_aggregation_temporality(kCumulative);
+  pb::HistogramDataPoint* p = m->mutable_histogram()->add_data_points();
+  p->set_time_unix_nano(kT0);
+  p->set_count(4);
+  p->set_sum(9);
+  for (double bound : {0.1, 1.0}) p->add_explicit_bounds(bound);
+  for (uint64_t c : {1, 2, 1}) p->add_bucket_counts(c);
+  AddExemplar(p->mutable_exemplars(), 0.05, kT0, kTrace, kSpan);
+  AddExemplar(p->mutable_exemplars(), 0.1, kT0 - 1'000'000, kTrace, kSpan);  // le is inclusive
+  AddExemplar(p->mutable_exemplars(), 0.5, kT0, kTrace, kSpan);
+  AddExemplar(p->mutable_exemplars(), 7, kT0, kTrace, kSpan);
+  OtlpReceiver receiver(f.options);
+  OtlpResult r = receiver.Export("t1", b.Bytes(), OtlpEncoding::kProtobuf, "", f.appender,
+                                 &f.store, &side);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.exemplars_written, 4);
+  auto values = [&](const std::string& le) {
+    std::vector<double> out;
+    for (const Exemplar& e : side.exemplars_by_series["lat_seconds_bucket{" + WithLe(le) + "}"]) {
+      out.push_back(e.value);
+    }
+    return out;
+  };
+  EXPECT_EQ(values("0.1"), (std::vector<double>{0.1, 0.05}));  // sorted by time
+  EXPECT_EQ(values("1"), (std::vector<double>{0.5}));
+  EXPECT_EQ(values("+Inf"), (std::vector<double>{7}));
+  EXPECT_EQ(side.exemplars_by_series.size(), 3u);
+}
+
+TEST(OtlpSide, ExponentialAndDeltaHistogramExemplars) {
+  Fixture f;
+  ModelSide side;
+  Builder b;
+  pb::Metric* m = b.Add("x");
+  m->mutable_exponential_histogram()->set_aggregation_temporality(kDelta);
+  // scale 0: buckets (1, 2], (2, 4].
+  pb::ExponentialHistogramDataPoint* p = AddExp(m, kT0 - kSec, kT0, 0, 0, 0, {1, 1});
+  AddExemplar(p->mutable_exemplars(), 3, kT0, kTrace, kSpan);
+  AddExemplar(p->mutable_exemplars(), 1.5, kT0, kTrace, "");
+  OtlpReceiver receiver(f.options);
+  OtlpResult r = receiver.Export("t1", b.Bytes(), OtlpEncoding::kProtobuf, "", f.appender,
+                                 &f.store, &side);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  ASSERT_EQ(side.exemplars_by_series["x_bucket{" + WithLe("4") + "}"].size(), 1u);
+  EXPECT_EQ(side.exemplars_by_series["x_bucket{" + WithLe("4") + "}"][0].value, 3);
+  ASSERT_EQ(side.exemplars_by_series["x_bucket{" + WithLe("2") + "}"].size(), 1u);
+  EXPECT_EQ(side.exemplars_by_series["x_bucket{" + WithLe("2") + "}"][0].labels.ToString(),
+            absl::StrCat("{trace_id=\"", kTrace, "\"}"));
+}
+
+TEST(OtlpSide, NothingWhenSamplesAreRejectedAndStoreErrorsAreUnavailable) {
+  Fixture f;
+  ModelSide side;
+  Builder b;
+  pb::NumberDataPoint* p =
+      Number(AddSum(b, "hits", "", true, kCumulative)->mutable_sum()->mutable_data_points(),
+             kT0 - kSec, kT0, 7);
+  AddExemplar(p->mutable_exemplars(), 1, kT0, kTrace, kSpan);
+  f.appender.commit_status = StatusOf(RejectReason::kOutOfOrder);
+  OtlpReceiver receiver(f.options);
+  OtlpResult r = receiver.Export("t1", b.Bytes(), OtlpEncoding::kProtobuf, "", f.appender,
+                                 &f.store, &side);
+  ASSERT_TRUE(r.status.ok());
+  EXPECT_EQ(r.points_rejected, 1);
+  EXPECT_TRUE(side.exemplars_by_series.empty());
+  EXPECT_TRUE(side.metadata.empty());
+
+  f.appender.commit_status = absl::OkStatus();
+  side.fail = absl::UnavailableError("disk on fire");
+  r = receiver.Export("t1", b.Bytes(), OtlpEncoding::kProtobuf, "", f.appender, &f.store, &side);
+  EXPECT_EQ(r.status.code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(r.status.message(), HasSubstr("disk on fire"));
+  EXPECT_EQ(f.appender.Of("hits_total{" + kBase + "}").size(), 1u);  // the samples are in
+}
+
+TEST(OtlpSide, ThroughTheDatabase) {
+  const std::string dir =
+      (std::filesystem::temp_directory_path() / ("tidemark-otlp-side-" + std::to_string(getpid())))
+          .string();
+  std::filesystem::remove_all(dir);
+  Options options;
+  options.path = dir;
+  options.retention_ms = 0;
+  absl::StatusOr<std::unique_ptr<DB>> db = DB::Open(options);
+  ASSERT_TRUE(db.ok()) << db.status();
+  {
+    Builder b;
+    pb::Metric* m = b.Add("rpc.duration", "s");
+    m->set_description("RPC latency.");
+    m->mutable_histogram()->set_aggregation_temporality(kCumulative);
+    pb::HistogramDataPoint* p = m->mutable_histogram()->add_data_points();
+    p->set_time_unix_nano(kT0);
+    p->set_count(2);
+    p->add_explicit_bounds(0.5);
+    p->add_bucket_counts(1);
+    p->add_bucket_counts(1);
+    AddExemplar(p->mutable_exemplars(), 0.25, kT0, kTrace, kSpan, {{"http.route", "/x"}});
+    std::unique_ptr<Appender> appender = (*db)->NewAppender("t1");
+    std::unique_ptr<SideStore> side = DBSideStore(**db, "t1");
+    OtlpReceiver receiver(OtlpOptions{});
+    OtlpResult r = receiver.Export("t1", b.Bytes(), OtlpEncoding::kProtobuf, "", *appender,
+                                   nullptr, side.get());
+    ASSERT_TRUE(r.status.ok()) << r.status;
+    EXPECT_EQ(r.exemplars_written, 1);
+  }
+  auto md = (*db)->GetMetadata("t1", "rpc_duration_seconds", 0);
+  ASSERT_TRUE(md.ok()) << md.status();
+  ASSERT_EQ(md->size(), 1u);
+  EXPECT_EQ((*md)[0].second, (MetricMetadata{"histogram", "RPC latency.", "seconds"}));
+  absl::StatusOr<LabelMatcher> matcher =
+      LabelMatcher::Create(MatchType::kEqual, "__name__", "rpc_duration_seconds_bucket");
+  ASSERT_TRUE(matcher.ok());
+  auto ex = (*db)->QueryExemplars("t1", {{*matcher}}, kT0Ms - 1000, kT0Ms + 1000);
+  ASSERT_TRUE(ex.ok()) << ex.status();
+  ASSERT_EQ(ex->size(), 1u);
+  EXPECT_EQ((*ex)[0].series.Get("le"), "0.5");
+  ASSERT_EQ((*ex)[0].exemplars.size(), 1u);
+  EXPECT_EQ((*ex)[0].exemplars[0].labels.Get("trace_id"), kTrace);
+  EXPECT_EQ((*ex)[0].exemplars[0].labels.Get("http_route"), "/x");
+  EXPECT_TRUE((*db)->Close().ok());
+  std::filesystem::remove_all(dir);
+}
+
+// Found by tests/fuzz/otlp_proto_fuzz.cc: one point far in the future made target_info cover
+// decades in steps of lookback_delta/2 (tens of millions of samples for one request).
+TEST(OtlpFuzzFindings, TargetInfoSamplesAreBoundedForAHugeTimeSpan) {
+  Fixture f;
+  Builder b({{"service.name", "svc"}, {"service.instance.id", "i1"}, {"region", "eu"}});
+  auto* points = b.Add("g")->mutable_gauge()->mutable_data_points();
+  Number(points, 0, kT0, 1);
+  Number(points, 0, 6'744'031'592'654'955'520ULL, 2);  // the year 2183
+  OtlpResult r = f.Send(b);
+  ASSERT_TRUE(r.status.ok()) << r.status;
+  EXPECT_EQ(r.points_rejected, 0);
+  EXPECT_THAT(r.error_message, HasSubstr("target_info"));
+  std::vector<Sample> info =
+      f.appender.Of("target_info{instance=\"i1\", job=\"svc\", region=\"eu\"}");
+  ASSERT_EQ(info.size(), 1001u);
+  EXPECT_EQ(info.back().t, 6'744'031'592'654LL);
+  EXPECT_EQ(info.back().t - info.front().t, 1000LL * 150'000);
+  // An ordinary span is covered from its first point on.
+  Fixture g;
+  Builder c({{"service.name", "svc"}, {"service.instance.id", "i1"}, {"region", "eu"}});
+  auto* p2 = c.Add("g")->mutable_gauge()->mutable_data_points();
+  Number(p2, 0, kT0, 1);
+  Number(p2, 0, kT0 + 400 * kSec, 2);
+  ASSERT_TRUE(g.Send(c).status.ok());
+  EXPECT_EQ(g.appender.Of("target_info{instance=\"i1\", job=\"svc\", region=\"eu\"}"),
+            (std::vector<Sample>{{kT0Ms, 1}, {kT0Ms + 150000, 1}, {kT0Ms + 300000, 1},
+                                 {kT0Ms + 400000, 1}}));
 }
 
 TEST(OtlpResponse, FullSuccessAndErrors) {

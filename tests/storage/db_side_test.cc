@@ -260,6 +260,37 @@ TEST_F(DBSideTest, ExemplarStoreIsBoundedPerTenantOldestFirst) {
   delete raw;
 }
 
+TEST_F(DBSideTest, RetentionDropsExemplarsBeforeTheCutoff) {
+  options_.max_exemplars_per_tenant = 5;
+  OpenDB();
+  auto any = M(MatchType::kRegexMatch, "job", ".+");
+  ASSERT_TRUE(db_->AppendExemplars("t1", kA, std::vector<Exemplar>{Ex("1", 1, 100), Ex("2", 2, 200),
+                                                                    Ex("3", 3, 300)}).ok());
+  ASSERT_TRUE(db_->AppendExemplars("t1", kB, std::vector<Exemplar>{Ex("4", 4, 150)}).ok());
+  ASSERT_TRUE(db_->AppendExemplars("t2", kC, std::vector<Exemplar>{Ex("5", 5, 100),
+                                                                    Ex("6", 6, 250)}).ok());
+  ASSERT_TRUE(db_->DeleteBefore(200).ok());
+  using V = std::vector<std::string>;
+  // Strictly older than the cutoff goes, in every tenant and series; kB has none left.
+  EXPECT_EQ(Exemplars("t1", {{any}}), (V{"a|2@200=2", "a|3@300=3"}));
+  EXPECT_EQ(Exemplars("t2", {{any}}), (V{"c|6@250=6"}));
+
+  // The ring stays consistent: it keeps what remains of the newest 5 arrivals (sequence numbers
+  // 1..4 were used, 1 and 4 are gone). 7, 8, 9 take 5..7, so 2 falls out of the window.
+  ASSERT_TRUE(db_->AppendExemplars("t1", kC, std::vector<Exemplar>{Ex("7", 7, 700), Ex("8", 8, 800),
+                                                                    Ex("9", 9, 900)}).ok());
+  EXPECT_EQ(Exemplars("t1", {{any}}), (V{"c|7@700=7", "c|8@800=8", "c|9@900=9", "a|3@300=3"}));
+  ASSERT_TRUE(db_->AppendExemplars("t1", kB, std::vector<Exemplar>{Ex("10", 10, 1000)}).ok());
+  EXPECT_EQ(Exemplars("t1", {{any}}), (V{"c|7@700=7", "c|8@800=8", "c|9@900=9", "b|10@1000=10"}));
+  // And across a restart (the ring bounds are read back from the remaining keys).
+  Reopen();
+  ASSERT_TRUE(db_->DeleteBefore(800).ok());
+  EXPECT_EQ(Exemplars("t1", {{any}}), (V{"c|8@800=8", "c|9@900=9", "b|10@1000=10"}));
+  ASSERT_TRUE(db_->AppendExemplars("t1", kA, std::vector<Exemplar>{Ex("11", 11, 1100)}).ok());
+  EXPECT_EQ(Exemplars("t1", {{any}}),
+            (V{"c|8@800=8", "c|9@900=9", "a|11@1100=11", "b|10@1000=10"}));
+}
+
 TEST_F(DBSideTest, ExemplarValidation) {
   OpenDB();
   EXPECT_EQ(db_->AppendExemplars("t1", Labels(), std::vector<Exemplar>{Ex("x", 1, 1)}).code(),

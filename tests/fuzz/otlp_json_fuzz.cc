@@ -1,0 +1,13 @@
+// libFuzzer target for OTLP/HTTP JSON bodies (ingest/otlp.h): OTLP JSON decoding (hex trace and
+// span ids rewritten, int64 as strings, enums by name or number; optionally behind gzip) and
+// translation into a checking appender and side store. Input layout and invariants:
+// tests/fuzz/otlp_fuzz_common.h. Built and run by
+// tests/fuzz/run_fuzzer.sh otlp_json_fuzz SECONDS (ctest fuzz.otlp_json_fuzz, label `fuzz`).
+#include <cstddef>
+#include <cstdint>
+
+#include "tests/fuzz/otlp_fuzz_common.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  return tidemark_fuzz::RunOtlpFuzz(data, size, tidemark::ingest::OtlpEncoding::kJson);
+}
