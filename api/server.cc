@@ -333,6 +333,22 @@ struct Server::Impl {
   void Labels(Call& c, httplib::Response& res);
   void LabelValues(Call& c, httplib::Response& res);
   void SeriesApi(Call& c, httplib::Response& res);
+  // The parameters labels, label values and series share (start, end, match[], limit) and a
+  // querier over [start, end]. With `series_api`, every selector needs a non-empty matcher;
+  // otherwise no match[] means one selector that every series matches.
+  struct SeriesRequest {
+    int64_t start = 0;
+    int64_t end = 0;
+    int64_t limit = 0;
+    std::vector<std::vector<LabelMatcher>> selectors;
+    std::unique_ptr<Querier> querier;
+  };
+  absl::StatusOr<SeriesRequest> ParseSeriesRequest(Call& c, bool series_api);
+  // Answers labels and label values: `list` runs once per selector; the union is sorted,
+  // de-duplicated and cut to the limit.
+  using ListStrings = std::function<absl::StatusOr<std::vector<std::string>>(
+      Querier&, const std::vector<LabelMatcher>&)>;
+  void AnswerStrings(Call& c, httplib::Response& res, const ListStrings& list);
   void RemoteWrite(Call& c, httplib::Response& res);
   void OtlpMetrics(Call& c, httplib::Response& res);
   void Metadata(Call& c, httplib::Response& res);
@@ -627,27 +643,46 @@ void Server::Impl::QueryRange(Call& c, httplib::Response& res) {
   Answer(c, res, Endpoint::kQueryRange, result, exec);
 }
 
-void Server::Impl::Labels(Call& c, httplib::Response& res) {
+absl::StatusOr<Server::Impl::SeriesRequest> Server::Impl::ParseSeriesRequest(Call& c,
+                                                                             bool series_api) {
+  SeriesRequest r;
   absl::StatusOr<int64_t> start = TimeParam(c.form, "start", kMinTimeMs);
-  if (!start.ok()) return WriteJsonError(res, start.status());
+  if (!start.ok()) return start.status();
   absl::StatusOr<int64_t> end = TimeParam(c.form, "end", kMaxTimeMs);
-  if (!end.ok()) return WriteJsonError(res, end.status());
-  absl::StatusOr<std::vector<std::vector<LabelMatcher>>> sets = MatchersOf(c.form, false);
-  if (!sets.ok()) return WriteJsonError(res, sets.status());
+  if (!end.ok()) return end.status();
+  absl::StatusOr<std::vector<std::vector<LabelMatcher>>> sets = MatchersOf(c.form, series_api);
+  if (!sets.ok()) return sets.status();
   absl::StatusOr<int64_t> limit = ParseLimit(c.form.Value("limit"));
-  if (!limit.ok()) return WriteJsonError(res, InvalidParam("limit", limit.status()));
+  if (!limit.ok()) return InvalidParam("limit", limit.status());
   absl::StatusOr<std::unique_ptr<Querier>> querier = c.db->NewQuerier(c.tenant, *start, *end);
-  if (!querier.ok()) return WriteJsonError(res, querier.status());
-  if (sets->empty()) sets->emplace_back();
-  std::vector<std::string> names;
-  for (const auto& matchers : *sets) {
-    absl::StatusOr<std::vector<std::string>> got = (*querier)->LabelNames(matchers);
+  if (!querier.ok()) return querier.status();
+  r.start = *start;
+  r.end = *end;
+  r.limit = *limit;
+  r.selectors = std::move(*sets);
+  if (r.selectors.empty() && !series_api) r.selectors.emplace_back();
+  r.querier = std::move(*querier);
+  return r;
+}
+
+void Server::Impl::AnswerStrings(Call& c, httplib::Response& res, const ListStrings& list) {
+  absl::StatusOr<SeriesRequest> r = ParseSeriesRequest(c, /*series_api=*/false);
+  if (!r.ok()) return WriteJsonError(res, r.status());
+  std::vector<std::string> items;
+  for (const auto& matchers : r->selectors) {
+    absl::StatusOr<std::vector<std::string>> got = list(*r->querier, matchers);
     if (!got.ok()) return WriteJsonError(res, got.status());
-    names.insert(names.end(), got->begin(), got->end());
+    items.insert(items.end(), got->begin(), got->end());
   }
   std::vector<std::string> warnings;
-  names = Finish(std::move(names), *limit, warnings);
-  res.set_content(SuccessEnvelope(StringArray(names), warnings), kJson);
+  items = Finish(std::move(items), r->limit, warnings);
+  res.set_content(SuccessEnvelope(StringArray(items), warnings), kJson);
+}
+
+void Server::Impl::Labels(Call& c, httplib::Response& res) {
+  AnswerStrings(c, res, [](Querier& q, const std::vector<LabelMatcher>& matchers) {
+    return q.LabelNames(matchers);
+  });
 }
 
 void Server::Impl::LabelValues(Call& c, httplib::Response& res) {
@@ -657,46 +692,21 @@ void Server::Impl::LabelValues(Call& c, httplib::Response& res) {
     AppendJsonString(quoted, name);
     return WriteJsonError(res, absl::InvalidArgumentError(absl::StrCat("invalid label name: ", quoted)));
   }
-  absl::StatusOr<int64_t> start = TimeParam(c.form, "start", kMinTimeMs);
-  if (!start.ok()) return WriteJsonError(res, start.status());
-  absl::StatusOr<int64_t> end = TimeParam(c.form, "end", kMaxTimeMs);
-  if (!end.ok()) return WriteJsonError(res, end.status());
-  absl::StatusOr<std::vector<std::vector<LabelMatcher>>> sets = MatchersOf(c.form, false);
-  if (!sets.ok()) return WriteJsonError(res, sets.status());
-  absl::StatusOr<int64_t> limit = ParseLimit(c.form.Value("limit"));
-  if (!limit.ok()) return WriteJsonError(res, InvalidParam("limit", limit.status()));
-  absl::StatusOr<std::unique_ptr<Querier>> querier = c.db->NewQuerier(c.tenant, *start, *end);
-  if (!querier.ok()) return WriteJsonError(res, querier.status());
-  if (sets->empty()) sets->emplace_back();
-  std::vector<std::string> values;
-  for (const auto& matchers : *sets) {
-    absl::StatusOr<std::vector<std::string>> got = (*querier)->LabelValues(name, matchers);
-    if (!got.ok()) return WriteJsonError(res, got.status());
-    values.insert(values.end(), got->begin(), got->end());
-  }
-  std::vector<std::string> warnings;
-  values = Finish(std::move(values), *limit, warnings);
-  res.set_content(SuccessEnvelope(StringArray(values), warnings), kJson);
+  AnswerStrings(c, res, [&name](Querier& q, const std::vector<LabelMatcher>& matchers) {
+    return q.LabelValues(name, matchers);
+  });
 }
 
 void Server::Impl::SeriesApi(Call& c, httplib::Response& res) {
   if (!c.form.Has("match[]")) {
     return WriteJsonError(res, absl::InvalidArgumentError("no match[] parameter provided"));
   }
-  absl::StatusOr<int64_t> start = TimeParam(c.form, "start", kMinTimeMs);
-  if (!start.ok()) return WriteJsonError(res, start.status());
-  absl::StatusOr<int64_t> end = TimeParam(c.form, "end", kMaxTimeMs);
-  if (!end.ok()) return WriteJsonError(res, end.status());
-  absl::StatusOr<std::vector<std::vector<LabelMatcher>>> sets = MatchersOf(c.form, true);
-  if (!sets.ok()) return WriteJsonError(res, sets.status());
-  absl::StatusOr<int64_t> limit = ParseLimit(c.form.Value("limit"));
-  if (!limit.ok()) return WriteJsonError(res, InvalidParam("limit", limit.status()));
-  absl::StatusOr<std::unique_ptr<Querier>> querier = c.db->NewQuerier(c.tenant, *start, *end);
-  if (!querier.ok()) return WriteJsonError(res, querier.status());
+  absl::StatusOr<SeriesRequest> r = ParseSeriesRequest(c, /*series_api=*/true);
+  if (!r.ok()) return WriteJsonError(res, r.status());
   std::set<tidemark::Labels> found;
-  for (const auto& matchers : *sets) {
+  for (const auto& matchers : r->selectors) {
     absl::StatusOr<std::vector<Series>> got =
-        (*querier)->Select(matchers, SelectHints{*start, *end});
+        r->querier->Select(matchers, SelectHints{r->start, r->end});
     if (!got.ok()) return WriteJsonError(res, got.status());
     for (Series& s : *got) found.insert(std::move(s.labels));
   }
@@ -704,7 +714,7 @@ void Server::Impl::SeriesApi(Call& c, httplib::Response& res) {
   std::string data = "[";
   int64_t n = 0;
   for (const tidemark::Labels& labels : found) {
-    if (*limit > 0 && n == *limit) {
+    if (r->limit > 0 && n == r->limit) {
       warnings.push_back("results truncated due to limit");
       break;
     }
