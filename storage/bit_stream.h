@@ -23,41 +23,41 @@ class BitWriter {
 
   // Writes the low `n` bits of `value`, most significant first; 0 <= n <= 64.
   void WriteBits(uint64_t value, int n) {
-    if (n > 32) {
-      WriteBits32(value >> 32, n - 32);
-      WriteBits32(value & 0xffffffffULL, 32);
-    } else {
-      WriteBits32(value, n);
+    if (n == 0) return;
+    if (n < 64) value &= (uint64_t{1} << n) - 1;
+    const int free = 64 - count_;  // >= 1: a full accumulator is flushed at once
+    if (n < free) {
+      acc_ |= value << (free - n);
+      count_ += n;
+      return;
     }
+    const int rest = n - free;  // bits that go to the next word, 0..63
+    acc_ |= value >> rest;
+    Flush64();
+    acc_ = rest == 0 ? 0 : value << (64 - rest);
+    count_ = rest;
   }
 
   // Flushes the remaining bits, padded with zeros to a whole byte.
   void Finish() {
-    while (count_ > 0) {
-      out_->push_back(static_cast<char>(acc_ >> 56));
-      acc_ <<= 8;
-      count_ = count_ > 8 ? count_ - 8 : 0;
-    }
+    char buf[8];
+    int bytes = (count_ + 7) / 8;
+    for (int i = 0; i < bytes; ++i) buf[i] = static_cast<char>(acc_ >> (56 - 8 * i));
+    out_->append(buf, static_cast<size_t>(bytes));
     acc_ = 0;
+    count_ = 0;
   }
 
  private:
-  // n <= 32. acc_ holds count_ (< 8 after a write) pending bits, left-aligned.
-  void WriteBits32(uint64_t value, int n) {
-    if (n == 0) return;
-    value &= (n == 64) ? ~0ULL : ((1ULL << n) - 1);
-    acc_ |= value << (64 - count_ - n);
-    count_ += n;
-    while (count_ >= 8) {
-      out_->push_back(static_cast<char>(acc_ >> 56));
-      acc_ <<= 8;
-      count_ -= 8;
-    }
+  void Flush64() {
+    char buf[8];
+    for (int i = 0; i < 8; ++i) buf[i] = static_cast<char>(acc_ >> (56 - 8 * i));
+    out_->append(buf, 8);
   }
 
   std::string* out_;
-  uint64_t acc_ = 0;
-  int count_ = 0;
+  uint64_t acc_ = 0;  // pending bits, left-aligned
+  int count_ = 0;     // pending bits, < 64 between calls
 };
 
 // Reads bits from a byte range. A failed read leaves the reader in an unspecified position;

@@ -15,6 +15,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "storage/bit_stream.h"
+#include "storage/packed_ints.h"
 #include "storage/querier.h"
 #include "storage/sample.h"
 
@@ -23,11 +24,15 @@ namespace tidemark {
 enum class TimestampEncoding : uint8_t {
   kDeltaOfDelta = 1,  // Gorilla-style delta-of-delta, bit-packed
   kRegular = 2,       // first timestamp + one interval: every delta is equal
+  kPacked = 3,        // offsets from a regular grid as an integer column (jittered scrapes)
 };
 
 enum class ValueEncoding : uint8_t {
-  kXor = 1,       // Gorilla XOR of consecutive float bits
-  kConstant = 2,  // every value has the same bits
+  kXor = 1,        // Gorilla XOR of consecutive float bits
+  kConstant = 2,   // every value has the same bits
+  kDecimal = 3,    // decimals in disguise: round(v * 10^e) as an integer column, plus
+                   // exceptions (NaN, stale markers, ±Inf, -0.0, noise) kept raw
+  kFloatBits = 4,  // the float bits read as integers, as an integer column
 };
 
 // Limits that decoding enforces on untrusted bytes.
@@ -64,8 +69,11 @@ class ChunkIterator : public SampleIterator {
   bool Fail(std::string_view what);
   bool DecodeHeader();
   bool ReadTimestamp();
+  bool ReadDeltaOfDelta(uint64_t prev, uint64_t* next);
   bool ReadValue();
   bool CheckColumnsConsumed();
+  bool DecodeDecimalHeader(std::string_view col);
+  bool ReadDecimalException();
 
   std::string_view chunk_;
   ChunkInfo info_;
@@ -76,11 +84,18 @@ class ChunkIterator : public SampleIterator {
   bool done_ = false;     // at the end or failed
   // Bit readers over the two columns.
   internal::BitReader ts_bits_, val_bits_;
-  uint64_t interval_ = 0;  // kRegular: the one delta
+  uint64_t interval_ = 0;  // kRegular: the one delta; kPacked: the grid's interval
   uint64_t delta_ = 0;     // kDeltaOfDelta: previous delta, modulo 2^64
   uint64_t value_bits_ = 0;
   uint8_t leading_ = 0, trailing_ = 0;  // kXor: current window of meaningful bits
   bool has_window_ = false;
+  // kPacked timestamps; kDecimal and kFloatBits values.
+  internal::IntColumnReader ts_ints_, val_ints_;
+  // kDecimal: 10^e, and the exceptions not yet returned (the next one at exc_pos_).
+  double scale_ = 1;
+  std::string_view exc_;
+  uint32_t exc_left_ = 0;
+  uint64_t exc_pos_ = 0, exc_from_ = 0, exc_bits_ = 0;
 };
 
 }  // namespace tidemark

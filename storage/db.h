@@ -48,6 +48,11 @@ struct Options {
   bool read_only = false;
   // Exemplars kept per tenant; the oldest are dropped first beyond this (at least 1).
   int64_t max_exemplars_per_tenant = 100000;
+  // Memory the database plans for (bytes; at least 16 MiB is used). RocksDB's block cache and
+  // memtables share half of it (memtables at most a quarter); the head, which holds the open
+  // chunk of every active series, is expected to fit in the rest and is reported in Stats.
+  // How the shares were chosen: storage/TUNING.md.
+  int64_t memory_budget_bytes = 256LL << 20;
 };
 
 // What a metric is, as ingest learns it (remote write metadata, OTLP): per tenant and metric
@@ -84,6 +89,13 @@ struct Stats {
   int64_t disk_bytes = 0;        // all RocksDB files
   int64_t min_time_ms = 0;       // oldest and newest sample time (0 when empty)
   int64_t max_time_ms = 0;
+  // Memory, in bytes (estimates): where the budget goes.
+  int64_t head_series = 0;             // series held in the head (active or recently active)
+  int64_t head_bytes = 0;              // the head: series, labels, open chunks, map slots
+  int64_t memtable_bytes = 0;          // RocksDB memtables (all column families)
+  int64_t block_cache_bytes = 0;       // RocksDB block cache in use (includes memtable charge)
+  int64_t memory_budget_bytes = 0;     // Options::memory_budget_bytes as applied
+  int64_t series_evicted = 0;          // inactive series dropped from the head since open
 };
 
 class DB {

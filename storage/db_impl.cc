@@ -7,9 +7,14 @@
 #include <system_error>
 
 #include "absl/strings/str_cat.h"
+#include "rocksdb/cache.h"
+#include "rocksdb/convenience.h"
 #include "rocksdb/db.h"
+#include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
+#include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
+#include "rocksdb/write_buffer_manager.h"
 #include "storage/chunk.h"
 #include "storage/keys.h"
 
@@ -45,10 +50,100 @@ DBImpl::~DBImpl() {
 }
 
 absl::Status DBImpl::Open() {
+  absl::Status st = OpenRocks();
+  if (!st.ok()) return st;
+  closed_ = false;
+  st = CheckFormat();
+  if (st.ok()) st = LoadCounters();
+  if (st.ok()) st = ReplayWal();
+  if (!st.ok()) CloseRocks();
+  return st;
+}
+
+absl::Status DBImpl::OpenRocks() {
+  // Memory shares and per-column-family options: storage/TUNING.md explains each choice.
+  const int64_t budget = std::max<int64_t>(options_.memory_budget_bytes, 16LL << 20);
+  const size_t cache_bytes = static_cast<size_t>(budget / 2);
+  const size_t memtable_bytes = static_cast<size_t>(budget / 4);
+  block_cache_ = rocksdb::NewLRUCache(cache_bytes);
+  write_buffers_ = std::make_shared<rocksdb::WriteBufferManager>(memtable_bytes, block_cache_);
+
   rocksdb::DBOptions dbo;
   dbo.create_if_missing = true;
   dbo.create_missing_column_families = true;
-  rocksdb::ColumnFamilyOptions cfo;
+  dbo.write_buffer_manager = write_buffers_;
+  // RocksDB's own log may hold at most about as much as the memtables: beyond that the column
+  // families pinning the oldest log file are flushed, so log files are recycled.
+  dbo.max_total_wal_size = memtable_bytes;
+  dbo.max_background_jobs = 2;
+  dbo.bytes_per_sync = 1 << 20;
+  dbo.keep_log_file_num = 4;
+  dbo.max_file_opening_threads = 2;
+
+  const auto supported = rocksdb::GetSupportedCompressions();
+  const bool zstd = std::find(supported.begin(), supported.end(), rocksdb::kZSTD) != supported.end();
+  const bool lz4 = std::find(supported.begin(), supported.end(), rocksdb::kLZ4Compression) !=
+                   supported.end();
+  auto base = [&](size_t write_buffer) {
+    rocksdb::ColumnFamilyOptions o;
+    o.write_buffer_size = write_buffer;
+    o.max_write_buffer_number = 2;
+    o.level_compaction_dynamic_level_bytes = true;
+    o.compression = lz4 ? rocksdb::kLZ4Compression : rocksdb::kSnappyCompression;
+    if (zstd) o.bottommost_compression = rocksdb::kZSTD;
+    rocksdb::BlockBasedTableOptions t;
+    t.block_cache = block_cache_;
+    t.cache_index_and_filter_blocks = true;
+    t.pin_l0_filter_and_index_blocks_in_cache = true;
+    t.format_version = 5;
+    o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+    return o;
+  };
+  const size_t mb = 1 << 20;
+  auto options_for = [&](const std::string& name) {
+    if (name == kSeriesCF) {
+      // Point lookups of new series ('L' keys) mostly miss: a whole-key bloom filter answers them
+      // without reading data blocks.
+      rocksdb::ColumnFamilyOptions o = base(8 * mb);
+      rocksdb::BlockBasedTableOptions t;
+      t.block_cache = block_cache_;
+      t.cache_index_and_filter_blocks = true;
+      t.pin_l0_filter_and_index_blocks_in_cache = true;
+      t.format_version = 5;
+      t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+      t.whole_key_filtering = true;
+      o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+      return o;
+    }
+    if (name == kPostingsCF) return base(8 * mb);
+    if (name == kChunksCF) {
+      // Chunks are compressed by the codec; RocksDB compression would spend CPU for nothing.
+      // Large files and blocks: values are a few hundred bytes, read in per-series runs.
+      rocksdb::ColumnFamilyOptions o = base(16 * mb);
+      o.compression = rocksdb::kNoCompression;
+      o.bottommost_compression = rocksdb::kDisableCompressionOption;
+      o.target_file_size_base = 64 * mb;
+      o.max_bytes_for_level_base = 256 * mb;
+      rocksdb::BlockBasedTableOptions t;
+      t.block_cache = block_cache_;
+      t.cache_index_and_filter_blocks = true;
+      t.pin_l0_filter_and_index_blocks_in_cache = true;
+      t.format_version = 5;
+      t.block_size = 16 * 1024;
+      o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
+      return o;
+    }
+    if (name == kWalCF) {
+      // Records live until their samples are sealed and are then range-deleted: a flush or
+      // compaction drops what a range deletion covers. Not compressed (short-lived).
+      rocksdb::ColumnFamilyOptions o = base(16 * mb);
+      o.compression = rocksdb::kNoCompression;
+      o.bottommost_compression = rocksdb::kDisableCompressionOption;
+      return o;
+    }
+    return base(2 * mb);
+  };
+
   const std::vector<std::string> names = {
       rocksdb::kDefaultColumnFamilyName, kMetaCF, kSeriesCF,   kPostingsCF, kChunksCF,
       kWalCF,                            kExemplarsCF, kMetadataCF, kStateCF};
@@ -67,11 +162,7 @@ absl::Status DBImpl::Open() {
     }
   }
   std::vector<rocksdb::ColumnFamilyDescriptor> cfds;
-  for (const std::string& name : present) {
-    cfds.emplace_back(name, cfo);
-    // Chunks are compressed by our codec already.
-    if (name == kChunksCF) cfds.back().options.compression = rocksdb::kNoCompression;
-  }
+  for (const std::string& name : present) cfds.emplace_back(name, options_for(name));
   std::vector<rocksdb::ColumnFamilyHandle*> handles;
   rocksdb::Status s;
   if (options_.read_only) {
@@ -96,12 +187,7 @@ absl::Status DBImpl::Open() {
           "database at ", options_.path, " has no column family \"", names[i], "\""));
     }
   }
-  closed_ = false;
-  absl::Status st = CheckFormat();
-  if (st.ok()) st = LoadCounters();
-  if (st.ok()) st = ReplayWal();
-  if (!st.ok()) CloseRocks();
-  return st;
+  return absl::OkStatus();
 }
 
 absl::Status DBImpl::CheckFormat() {
@@ -135,15 +221,19 @@ absl::Status DBImpl::CheckFormat() {
 }
 
 absl::Status DBImpl::LoadCounters() {
-  absl::MutexLock commit(&commit_mu_);
   std::string value;
+  uint64_t next_series = 1;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_cf(), kMetaNextSeriesId, &value);
-  if (s.ok() && value.size() == 8) next_series_id_ = GetU64BE(value);
+  if (s.ok() && value.size() == 8) next_series = GetU64BE(value);
   else if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "read next series id");
   s = db_->Get(rocksdb::ReadOptions(), meta_cf(), kMetaNextTenantId, &value);
-  if (s.ok() && value.size() == 4) next_tenant_id_ = GetU32BE(value);
-  else if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "read next tenant id");
+  {
+    absl::MutexLock create(&create_mu_);
+    if (s.ok() && value.size() == 4) next_tenant_id_ = GetU32BE(value);
+    else if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "read next tenant id");
+  }
 
+  std::vector<uint32_t> tenant_ids;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), meta_cf()));
   {
     absl::MutexLock lock(&tenants_mu_);
@@ -154,13 +244,30 @@ absl::Status DBImpl::LoadCounters() {
                                                 ": tenant id of ", it->value().size(),
                                                 " bytes"));
       }
-      tenants_[std::string(View(it->key()).substr(prefix.size()))] = GetU32BE(View(it->value()));
+      const uint32_t id = GetU32BE(View(it->value()));
+      tenants_[std::string(View(it->key()).substr(prefix.size()))] = id;
+      tenant_ids.push_back(id);
     }
   }
   if (!it->status().ok()) return FromRocks(it->status(), "load tenants");
 
+  // Concurrent commits write `next_series_id` in any order, so the stored value may lag: the
+  // highest id in the series index (one seek per tenant) is authoritative.
+  std::unique_ptr<rocksdb::Iterator> sit(db_->NewIterator(rocksdb::ReadOptions(), series_cf()));
+  for (uint32_t tenant : tenant_ids) {
+    const std::string prefix = SeriesByIdPrefix(tenant);
+    sit->SeekForPrev(prefix + std::string(8, '\xff'));
+    if (sit->Valid() && StartsWith(sit->key(), prefix) &&
+        sit->key().size() == prefix.size() + 8) {
+      next_series = std::max(next_series, GetU64BE(View(sit->key()).substr(prefix.size())) + 1);
+    }
+  }
+  if (!sit->status().ok()) return FromRocks(sit->status(), "find last series id");
+  next_series_id_ = next_series;
+
   std::unique_ptr<rocksdb::Iterator> wal(db_->NewIterator(rocksdb::ReadOptions(), wal_cf()));
   wal->SeekToLast();
+  absl::MutexLock lock(&wal_mu_);
   if (wal->Valid() && wal->key().size() == 8) next_wal_seq_ = GetU64BE(View(wal->key())) + 1;
   if (!wal->status().ok()) return FromRocks(wal->status(), "read WAL end");
   return absl::OkStatus();
@@ -194,13 +301,15 @@ absl::Status DBImpl::LoadSealedTail(MemSeries* s) {
 }
 
 absl::Status DBImpl::ReplayWal() {
-  absl::MutexLock commit(&commit_mu_);
   absl::flat_hash_map<uint64_t, MemSeries*> by_id;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), wal_cf()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     if (it->key().size() != 8) continue;
     const uint64_t seq = GetU64BE(View(it->key()));
-    NoteWalRecord(seq, static_cast<int64_t>(it->key().size() + it->value().size()));
+    {
+      absl::MutexLock lock(&wal_mu_);
+      NoteWalRecordLocked(seq, static_cast<int64_t>(it->key().size() + it->value().size()));
+    }
     auto entries = DecodeWalRecord(View(it->value()));
     if (!entries.ok()) {
       return absl::DataLossError(
@@ -222,37 +331,51 @@ absl::Status DBImpl::ReplayWal() {
           if (!decoded.ok()) return decoded.status();
           labels = *std::move(decoded);
         }
-        std::string key = Head::Key(e.tenant, labels);
-        Head::Shard& shard = head_.ShardFor(key);
+        const uint64_t hash = SeriesHash(e.tenant, LabelsHash(labels));
+        Head::Shard& shard = head_.ShardFor(hash);
         absl::MutexLock lock(&shard.mu);
-        auto& slot = shard.series[key];
-        if (slot == nullptr) {
-          slot = std::make_unique<MemSeries>();
-          slot->tenant = e.tenant;
-          slot->id = e.series_id;
-          slot->labels = std::move(labels);
-          absl::Status st = LoadSealedTail(slot.get());
+        s = Head::FindLocked(shard, Head::Key{hash, e.tenant, &labels});
+        if (s == nullptr) {
+          auto created = std::make_unique<MemSeries>();
+          created->tenant = e.tenant;
+          created->id = e.series_id;
+          created->hash = hash;
+          EncodeLabels(labels, &created->label_bytes);
+          created->indexed = true;  // written in the batch of the record that named its labels
+          absl::Status st = LoadSealedTail(created.get());
           if (!st.ok()) return st;
+          s = created.get();
+          Head::InsertLocked(shard, std::move(created));
         }
-        s = slot.get();
       }
-      Head::Shard& shard = head_.ShardFor(Head::Key(s->tenant, s->labels));
-      absl::MutexLock lock(&shard.mu);
+      // Records may hold a series' samples in any order of sequence (concurrent commits):
+      // insert each in time order; skip what is sealed already or replayed.
+      absl::MutexLock lock(&head_.ShardOf(*s).mu);
+      bool applied = false;
       for (const Sample& sample : e.samples) {
-        if (s->has_last && sample.t <= s->last.t) continue;  // sealed already, or replayed
-        if (s->open.empty()) s->open_min_seq = seq;
-        s->open.push_back(sample);
-        s->last = sample;
-        s->has_last = true;
+        if (sample.t <= s->sealed_max_t) continue;
+        auto pos = std::lower_bound(s->open.begin(), s->open.end(), sample.t,
+                                    [](const Sample& a, int64_t t) { return a.t < t; });
+        if (pos != s->open.end() && pos->t == sample.t) continue;
+        s->open.insert(pos, sample);
+        applied = true;
+        if (!s->has_last || sample.t > s->last.t) {
+          s->last = sample;
+          s->has_last = true;
+        }
         s->last_indexed_day = std::max(s->last_indexed_day, DayOf(sample.t));
         NoteTime(sample.t);
       }
+      if (applied && (s->open_min_seq == 0 || seq < s->open_min_seq)) s->open_min_seq = seq;
+      s->has_tail = s->has_last;
+      s->tail = s->last;
     }
   }
   if (!it->status().ok()) return FromRocks(it->status(), "replay WAL");
   if (options_.read_only) return absl::OkStatus();
-  uint64_t unused = 0;
-  return SealAll(false, std::numeric_limits<int64_t>::min(), &unused);
+  uint64_t unused = std::numeric_limits<uint64_t>::max();
+  return SealAll(false, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::min(),
+                 &unused);
 }
 
 absl::Status DBImpl::CheckWritable() {
@@ -263,7 +386,7 @@ absl::Status DBImpl::CheckWritable() {
 
 absl::StatusOr<uint32_t> DBImpl::TenantForWrite(std::string_view tenant) {
   if (std::optional<uint32_t> id = FindTenant(tenant); id.has_value()) return *id;
-  absl::MutexLock commit(&commit_mu_);
+  absl::MutexLock create(&create_mu_);
   if (closed_.load()) return ClosedError();
   if (std::optional<uint32_t> id = FindTenant(tenant); id.has_value()) return *id;
   const uint32_t tid = next_tenant_id_;
@@ -285,119 +408,166 @@ absl::StatusOr<uint32_t> DBImpl::TenantForWrite(std::string_view tenant) {
 
 std::optional<uint32_t> DBImpl::FindTenant(std::string_view tenant) {
   absl::MutexLock lock(&tenants_mu_);
-  auto it = tenants_.find(std::string(tenant));
+  auto it = tenants_.find(absl::string_view(tenant.data(), tenant.size()));
   if (it == tenants_.end()) return std::nullopt;
   return it->second;
 }
 
-absl::StatusOr<MemSeries*> DBImpl::FindSeries(uint32_t tenant, const Labels& labels) {
-  if (closed_.load()) return ClosedError();
-  std::string key = Head::Key(tenant, labels);
-  Head::Shard& shard = head_.ShardFor(key);
-  absl::MutexLock lock(&shard.mu);
-  auto it = shard.series.find(key);
-  if (it != shard.series.end()) return it->second.get();
-  std::string value;
-  rocksdb::Status s =
-      db_->Get(rocksdb::ReadOptions(), series_cf(), SeriesByLabelsKey(tenant, labels), &value);
-  if (s.IsNotFound()) return nullptr;
-  if (!s.ok()) return FromRocks(s, absl::StrCat("look up series ", labels.ToString()));
-  if (value.size() != 8) {
-    return absl::DataLossError(absl::StrCat("series id of ", labels.ToString(), " has ",
-                                            value.size(), " bytes"));
-  }
-  auto series = std::make_unique<MemSeries>();
-  series->tenant = tenant;
-  series->id = GetU64BE(value);
-  series->labels = labels;
-  absl::Status st = LoadSealedTail(series.get());
-  if (!st.ok()) return st;
-  MemSeries* out = series.get();
-  shard.series[key] = std::move(series);
-  return out;
-}
-
-MemSeries* DBImpl::FindHeadSeries(uint32_t tenant, const Labels& labels) {
-  std::string key = Head::Key(tenant, labels);
-  Head::Shard& shard = head_.ShardFor(key);
-  absl::MutexLock lock(&shard.mu);
-  auto it = shard.series.find(key);
-  return it == shard.series.end() ? nullptr : it->second.get();
-}
-
-void DBImpl::NoteWalRecord(uint64_t seq, int64_t bytes) {
-  absl::MutexLock lock(&wal_mu_);
-  wal_sizes_.emplace_back(seq, bytes);
+void DBImpl::NoteWalRecordLocked(uint64_t seq, int64_t bytes) {
+  wal_sizes_[seq] = bytes;
   wal_bytes_ += bytes;
 }
 
-void DBImpl::ReleaseWal(uint64_t below) {
+bool DBImpl::BeginCommit() {
   absl::MutexLock lock(&wal_mu_);
-  while (!wal_sizes_.empty() && wal_sizes_.front().first < below) {
-    wal_bytes_ -= wal_sizes_.front().second;
-    wal_sizes_.pop_front();
-  }
+  if (closing_) return false;
+  ++active_commits_;
+  return true;
 }
 
-void DBImpl::NoteTime(int64_t t) {
-  int64_t cur = min_time_.load();
-  while (t < cur && !min_time_.compare_exchange_weak(cur, t)) {
-  }
-  cur = max_time_.load();
-  while (t > cur && !max_time_.compare_exchange_weak(cur, t)) {
-  }
+void DBImpl::EndCommit() {
+  absl::MutexLock lock(&wal_mu_);
+  --active_commits_;
 }
 
-absl::Status DBImpl::SealLocked(MemSeries* s, bool force, uint64_t seq, size_t added) {
-  auto cuts = ChunkCuts(s->open, options_.max_samples_per_chunk, options_.max_chunk_span_ms,
-                        force);
-  if (cuts.empty()) return absl::OkStatus();
-  rocksdb::WriteBatch batch;
-  for (auto [begin, end] : cuts) {
-    std::string chunk;
-    absl::Status st = EncodeChunk(
-        std::span<const Sample>(s->open.data() + begin, end - begin), &chunk);
-    if (!st.ok()) {
-      return absl::InternalError(absl::StrCat("BUG: encode chunk of series ", s->id, ": ",
-                                              st.message()));
-    }
-    rocksdb::Status rs =
-        batch.Put(chunks_cf(), ChunkKey(s->tenant, s->id, s->open[begin].t), chunk);
-    if (!rs.ok()) return FromRocks(rs, "batch chunk");
-  }
-  rocksdb::Status rs = db_->Write(rocksdb::WriteOptions(), &batch);
-  if (!rs.ok()) return FromRocks(rs, absl::StrCat("write chunks of series ", s->id));
-  const size_t end = cuts.back().second;
-  s->sealed_max_t = s->open[end - 1].t;
-  s->open.erase(s->open.begin(), s->open.begin() + end);
-  chunks_sealed_ += static_cast<int64_t>(cuts.size());
-  if (s->open.empty()) {
-    s->open_min_seq = 0;
-  } else if (seq != 0 && s->open.size() <= added) {
-    s->open_min_seq = seq;
+void DBImpl::DrainCommits() {
+  absl::MutexLock lock(&wal_mu_);
+  closing_ = true;
+  wal_mu_.Await(absl::Condition(
+      +[](int64_t* active) { return *active == 0; }, &active_commits_));
+}
+
+uint64_t DBImpl::MinInflightSeq() {
+  absl::MutexLock lock(&wal_mu_);
+  return inflight_.empty() ? next_wal_seq_ : *inflight_.begin();
+}
+
+absl::Status DBImpl::ReleaseWalBelow(uint64_t below) {
+  if (below <= 1) return absl::OkStatus();
+  rocksdb::Status rs =
+      db_->DeleteRange(rocksdb::WriteOptions(), wal_cf(), WalKey(0), WalKey(below));
+  if (!rs.ok()) return FromRocks(rs, "release WAL");
+  absl::MutexLock lock(&wal_mu_);
+  while (!wal_sizes_.empty() && wal_sizes_.begin()->first < below) {
+    wal_bytes_ -= wal_sizes_.begin()->second;
+    wal_sizes_.erase(wal_sizes_.begin());
   }
   return absl::OkStatus();
 }
 
-absl::Status DBImpl::SealAll(bool force_all, int64_t idle_before, uint64_t* min_open_seq) {
-  absl::Status first;
-  for (Head::Shard& shard : head_.shards()) {
-    absl::MutexLock lock(&shard.mu);
-    for (auto& [key, s] : shard.series) {
-      if (s->open.empty()) continue;
-      bool force = force_all || s->open.back().t < idle_before;
-      absl::Status st = SealLocked(s.get(), force, 0, 0);
-      if (!st.ok() && first.ok()) first = st;
-      if (!s->open.empty()) *min_open_seq = std::min(*min_open_seq, s->open_min_seq);
+void DBImpl::NoteTime(int64_t t) {
+  int64_t cur = min_time_.load(std::memory_order_relaxed);
+  while (t < cur && !min_time_.compare_exchange_weak(cur, t)) {
+  }
+  cur = max_time_.load(std::memory_order_relaxed);
+  while (t > cur && !max_time_.compare_exchange_weak(cur, t)) {
+  }
+}
+
+bool DBImpl::PrepareSealLocked(MemSeries* s, bool force, rocksdb::WriteBatch* batch,
+                               SealJob* job) {
+  if (s->sealing || s->open.empty()) return false;
+  if (!force) {
+    // Nothing is full: the common case after an append, decided without scanning.
+    const size_t max = static_cast<size_t>(std::max(options_.max_samples_per_chunk, 1));
+    if (s->open.size() < max && (options_.max_chunk_span_ms <= 0 ||
+                                 s->open.back().t - s->open.front().t < options_.max_chunk_span_ms)) {
+      return false;
     }
   }
+  auto cuts = ChunkCuts(s->open, options_.max_samples_per_chunk, options_.max_chunk_span_ms,
+                        force);
+  // A commit that reserved samples and has not applied them yet may insert them at or after
+  // inflight_min_t: never seal that far.
+  if (s->inflight > 0) {
+    while (!cuts.empty() && s->open[cuts.back().second - 1].t >= s->inflight_min_t) {
+      cuts.pop_back();
+    }
+  }
+  if (cuts.empty()) return false;
+  std::string chunk;
+  for (auto [begin, end] : cuts) {
+    chunk.clear();
+    absl::Status st = EncodeChunk(
+        std::span<const Sample>(s->open.data() + begin, end - begin), &chunk);
+    if (!st.ok()) {
+      // Cannot happen for validated samples; keep them in the head (and the WAL).
+      return false;
+    }
+    batch->Put(chunks_cf(), ChunkKey(s->tenant, s->id, s->open[begin].t), chunk);
+  }
+  s->sealing = true;
+  job->series = s;
+  job->end_t = s->open[cuts.back().second - 1].t;
+  job->chunks = static_cast<int>(cuts.size());
+  return true;
+}
+
+void DBImpl::FinishSealLocked(const SealJob& job, bool written) {
+  MemSeries* s = job.series;
+  s->sealing = false;
+  if (!written) return;
+  auto end = std::upper_bound(s->open.begin(), s->open.end(), job.end_t,
+                              [](int64_t t, const Sample& a) { return t < a.t; });
+  s->open.erase(s->open.begin(), end);
+  s->sealed_max_t = std::max(s->sealed_max_t, job.end_t);
+  chunks_sealed_ += job.chunks;
+  if (s->open.empty()) {
+    s->open_min_seq = 0;
+    std::vector<Sample>().swap(s->open);  // an idle series keeps no buffer
+  } else if (s->last_apply_seq != 0 && s->open.front().t >= s->last_apply_first_t) {
+    s->open_min_seq = std::max(s->open_min_seq, s->last_apply_seq);
+  }
+}
+
+absl::Status DBImpl::SealAll(bool force_all, int64_t idle_before, int64_t evict_before,
+                             uint64_t* min_open_seq) {
+  absl::Status first;
+  std::vector<SealJob> jobs;
+  int64_t evicted = 0;
+  for (Head::Shard& shard : head_.shards()) {
+    rocksdb::WriteBatch batch;
+    jobs.clear();
+    {
+      absl::MutexLock lock(&shard.mu);
+      std::vector<MemSeries*> evict;
+      for (MemSeries* s : shard.series) {
+        if (s->open.empty()) {
+          // Inactive: no sample since evict_before, nothing open, nobody holding it.
+          if (s->pins == 0 && s->inflight == 0 && !s->sealing &&
+              (!s->has_last || s->last.t < evict_before)) {
+            evict.push_back(s);
+          }
+          continue;
+        }
+        const bool force = force_all || s->open.back().t < idle_before;
+        SealJob job;
+        if (PrepareSealLocked(s, force, &batch, &job)) jobs.push_back(job);
+        else *min_open_seq = std::min(*min_open_seq, s->open_min_seq);
+      }
+      for (MemSeries* s : evict) Head::EraseLocked(shard, s);
+      evicted += static_cast<int64_t>(evict.size());
+    }
+    if (jobs.empty()) continue;
+    rocksdb::Status rs = db_->Write(rocksdb::WriteOptions(), &batch);
+    if (!rs.ok() && first.ok()) first = FromRocks(rs, "write chunks");
+    absl::MutexLock lock(&shard.mu);
+    for (const SealJob& job : jobs) {
+      FinishSealLocked(job, rs.ok());
+      if (!job.series->open.empty()) {
+        *min_open_seq = std::min(*min_open_seq, job.series->open_min_seq);
+      }
+    }
+  }
+  series_evicted_ += evicted;
   return first;
 }
 
 absl::Status DBImpl::Compact() {
   if (closed_.load()) return ClosedError();
   if (options_.read_only) return absl::FailedPreconditionError("database is read-only");
-  absl::MutexLock commit(&commit_mu_);
+  absl::MutexLock maintenance(&maintenance_mu_);
+  if (closed_.load()) return ClosedError();
   const int64_t max_t = max_time_.load();
   if (max_t == std::numeric_limits<int64_t>::min()) return absl::OkStatus();  // nothing yet
   if (options_.retention_ms > 0 &&
@@ -405,17 +575,15 @@ absl::Status DBImpl::Compact() {
     absl::Status st = DeleteBeforeImpl(max_t - options_.retention_ms);
     if (!st.ok()) return st;
   }
-  const int64_t idle_before =
-      max_t > std::numeric_limits<int64_t>::min() + kIdleChunkMs ? max_t - kIdleChunkMs
-                                                                 : max_t;
-  uint64_t min_seq = next_wal_seq_;
-  absl::Status st = SealAll(false, idle_before, &min_seq);
+  auto before = [max_t](int64_t span) {
+    return max_t > std::numeric_limits<int64_t>::min() + span ? max_t - span : max_t;
+  };
+  // Commits with a sequence below this one have applied their samples to the head.
+  uint64_t min_seq = MinInflightSeq();
+  absl::Status st = SealAll(false, before(kIdleChunkMs),
+                            before(std::max<int64_t>(options_.max_chunk_span_ms, 1)), &min_seq);
   if (!st.ok()) return st;
-  rocksdb::Status rs =
-      db_->DeleteRange(rocksdb::WriteOptions(), wal_cf(), WalKey(0), WalKey(min_seq));
-  if (!rs.ok()) return FromRocks(rs, "release WAL");
-  ReleaseWal(min_seq);
-  return absl::OkStatus();
+  return ReleaseWalBelow(min_seq);
 }
 
 absl::Status DBImpl::DeleteBefore(int64_t cutoff_ms) {
@@ -475,29 +643,50 @@ absl::Status DBImpl::DeleteBeforeImpl(int64_t cutoff_ms) {
 }
 
 absl::Status DBImpl::Close() {
+  absl::MutexLock maintenance(&maintenance_mu_);
   if (closed_.load()) return absl::OkStatus();
+  DrainCommits();
   absl::Status result;
-  {
-    absl::MutexLock commit(&commit_mu_);
-    if (!options_.read_only) {
-      uint64_t min_seq = next_wal_seq_;
-      result = SealAll(true, 0, &min_seq);
-      if (result.ok()) {
-        rocksdb::Status rs = db_->DeleteRange(rocksdb::WriteOptions(), wal_cf(), WalKey(0),
-                                              WalKey(next_wal_seq_));
-        if (!rs.ok()) result = FromRocks(rs, "release WAL");
-        else ReleaseWal(next_wal_seq_);
+  if (!options_.read_only) {
+    // Leave a compact directory: every head chunk sealed, every WAL record released, and all
+    // memtables flushed so that RocksDB's log files hold nothing still needed and are deleted
+    // (a flush drops the records the range deletion covers).
+    uint64_t min_seq = std::numeric_limits<uint64_t>::max();
+    result = SealAll(true, 0, std::numeric_limits<int64_t>::min(), &min_seq);
+    if (result.ok()) {
+      uint64_t next;
+      {
+        absl::MutexLock lock(&wal_mu_);
+        next = next_wal_seq_;
       }
-      rocksdb::Status rs = db_->FlushWAL(/*sync=*/true);
-      if (!rs.ok() && result.ok()) result = FromRocks(rs, "flush WAL");
+      result = ReleaseWalBelow(next);
     }
-    CloseRocks();
+    rocksdb::FlushOptions fo;
+    fo.wait = true;
+    fo.allow_write_stall = true;
+    std::vector<rocksdb::ColumnFamilyHandle*> all;
+    for (rocksdb::ColumnFamilyHandle* cf : cfs_) {
+      if (cf != nullptr) all.push_back(cf);
+    }
+    rocksdb::Status rs = db_->Flush(fo, all);
+    if (!rs.ok() && result.ok()) result = FromRocks(rs, "flush memtables");
+    if (result.ok()) {
+      // The WAL column family is now range tombstones over nothing: compact them away.
+      rocksdb::CompactRangeOptions co;
+      co.bottommost_level_compaction = rocksdb::BottommostLevelCompaction::kForce;
+      rs = db_->CompactRange(co, wal_cf(), nullptr, nullptr);
+      if (!rs.ok()) result = FromRocks(rs, "compact WAL column family");
+    }
+    rs = db_->FlushWAL(/*sync=*/true);
+    if (!rs.ok() && result.ok()) result = FromRocks(rs, "flush WAL");
   }
+  CloseRocks();
   return result;
 }
 
 void DBImpl::SimulateCrashForTesting() {
-  absl::MutexLock commit(&commit_mu_);
+  absl::MutexLock maintenance(&maintenance_mu_);
+  DrainCommits();
   CloseRocks();
 }
 
@@ -526,13 +715,22 @@ Stats DBImpl::GetStats() {
   }
   for (Head::Shard& shard : head_.shards()) {
     absl::MutexLock lock(&shard.mu);
-    for (const auto& [key, s] : shard.series) {
+    stats.head_series += static_cast<int64_t>(shard.series.size());
+    stats.head_bytes += static_cast<int64_t>(shard.series.capacity() * (sizeof(void*) + 1));
+    for (const MemSeries* s : shard.series) {
+      stats.head_bytes += s->MemoryBytes();
       if (s->open.empty()) continue;
       ++stats.active_series;
       ++stats.head_chunks;
       stats.head_samples += static_cast<int64_t>(s->open.size());
     }
   }
+  stats.series_evicted = series_evicted_.load();
+  stats.memory_budget_bytes = std::max<int64_t>(options_.memory_budget_bytes, 16LL << 20);
+  if (write_buffers_ != nullptr) {
+    stats.memtable_bytes = static_cast<int64_t>(write_buffers_->memory_usage());
+  }
+  if (block_cache_ != nullptr) stats.block_cache_bytes = static_cast<int64_t>(block_cache_->GetUsage());
   stats.samples_appended = samples_appended_.load();
   stats.chunks_sealed = chunks_sealed_.load();
   stats.wal_bytes = wal_bytes_.load();

@@ -1,18 +1,23 @@
 // DBImpl: the RocksDB-backed implementation of DB (internal to storage/).
 //
-// Column families and their keys are in storage/FORMAT.md. Commits are serialised by
-// commit_mu_: each writes one RocksDB batch (series index, postings, one WAL record), then
-// applies its samples to the head. Sealing a head chunk writes the chunk before it leaves the
-// head, so a reader that copies the head and then reads the chunks misses nothing.
+// Column families and their keys are in storage/FORMAT.md; RocksDB options in
+// storage/TUNING.md. A commit (1) checks its samples against each series' tail and reserves
+// them (per series, under the series' shard lock), (2) takes a WAL sequence number, (3) writes
+// one RocksDB batch (series index, postings, one WAL record) with no lock held, so concurrent
+// commits share RocksDB's group commit (one fsync for many), then (4) applies its samples to
+// the head and seals full chunks. Sealing a head chunk writes the chunk before it leaves the
+// head, so a reader that copies the head and then reads the chunks misses nothing. A WAL
+// record is released (deleted) once no open head chunk and no commit in flight needs it.
 #ifndef TIDEMARK_STORAGE_DB_IMPL_H_
 #define TIDEMARK_STORAGE_DB_IMPL_H_
 
 #include <atomic>
 #include <cstdint>
-#include <deque>
 #include <limits>
+#include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <utility>
@@ -20,6 +25,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
 #include "storage/db.h"
@@ -28,14 +34,19 @@
 namespace rocksdb {
 class DB;
 class ColumnFamilyHandle;
+class Cache;
+class WriteBatch;
+class WriteBufferManager;
 }  // namespace rocksdb
 
 namespace tidemark::internal {
 
 // Samples of one series buffered by an appender.
 struct PendingSeries {
-  Labels labels;
-  std::vector<Sample> samples;
+  MemSeries* series = nullptr;  // pinned by the appender; nullptr: unknown at Append
+  uint64_t labels_hash = 0;     // LabelsHash(labels)
+  Labels labels;                // kept only when series == nullptr (the commit creates it)
+  absl::InlinedVector<Sample, 2> samples;
 };
 
 class DBImpl : public DB {
@@ -77,15 +88,24 @@ class DBImpl : public DB {
   // --- Used by the appender and querier. ---
   const Options& options() const { return options_; }
   std::optional<uint32_t> FindTenant(std::string_view tenant);
-  // The head series of `labels`, loaded from RocksDB when stored but not yet in the head;
+  // The head series of `labels` (hash: LabelsHash(labels)), pinned (release with Unpin), and
+  // checks `sample` against its tail: loaded from RocksDB when stored but not yet in the head;
   // nullptr when the series does not exist.
-  absl::StatusOr<MemSeries*> FindSeries(uint32_t tenant, const Labels& labels);
-  // The head series of `labels` if it is in the head; never reads RocksDB.
-  MemSeries* FindHeadSeries(uint32_t tenant, const Labels& labels);
+  absl::StatusOr<MemSeries*> FindSeriesPinned(uint32_t tenant, uint64_t labels_hash,
+                                              const Labels& labels, const Sample& sample,
+                                              Verdict* verdict);
+  // The series of `labels` from RocksDB into the head (or the head's, if it won a race),
+  // pinned; created with a new id when `create`, else nullptr when it does not exist.
+  absl::StatusOr<MemSeries*> LoadSeriesPinned(uint32_t tenant, uint64_t hash,
+                                              const Labels& labels, bool create);
+  void Unpin(MemSeries* s);
+  // Copies the head samples in [mint, maxt] of the series `labels` (if in the head).
+  void CopyHeadSamples(uint32_t tenant, const Labels& labels, int64_t mint, int64_t maxt,
+                       std::vector<Sample>* out);
   // True when the series stores a sample equal (bit for bit) to `sample` at its timestamp: a
   // resent sample older than the series' newest, ignored so that retried requests succeed.
   absl::StatusOr<bool> StoredIdentical(MemSeries* series, const Sample& sample);
-  // Commits buffered samples atomically (see Appender::Commit).
+  // Commits buffered samples atomically (see Appender::Commit). Unpins every pending series.
   absl::Status CommitPending(std::string_view tenant, std::vector<PendingSeries>& pending);
 
   Head& head() { return head_; }
@@ -107,10 +127,27 @@ class DBImpl : public DB {
   absl::Status ReplayWal();
   // Reads the series' newest sealed sample into `s` (fields last/has_last/sealed_max_t).
   absl::Status LoadSealedTail(MemSeries* s);
-  // Seals the chunks ChunkCuts picks from s->open: writes them, then drops them from the head.
-  // `seq` is the WAL record that just added `added` samples (0 when none).
-  absl::Status SealLocked(MemSeries* s, bool force, uint64_t seq, size_t added);
-  absl::Status SealAll(bool force_all, int64_t idle_before, uint64_t* min_open_seq);
+  // A seal in progress: chunks encoded from a series' open chunk (marked `sealing`) under its
+  // shard lock, written with no lock held, then dropped from the head (FinishSeal).
+  struct SealJob {
+    MemSeries* series = nullptr;
+    int64_t end_t = 0;  // samples at or before this time were sealed
+    int chunks = 0;
+  };
+  // Encodes the chunks ChunkCuts picks into `batch` and marks the series; false when nothing
+  // is to be sealed (or another seal of it is in progress).
+  bool PrepareSealLocked(MemSeries* s, bool force, rocksdb::WriteBatch* batch, SealJob* job);
+  void FinishSealLocked(const SealJob& job, bool written);
+  // Seals (full, or all when force_all, or idle before `idle_before`) chunks of every series,
+  // evicts series idle before `evict_before`, and lowers *min_open_seq to the lowest WAL record
+  // an open chunk still needs.
+  absl::Status SealAll(bool force_all, int64_t idle_before, int64_t evict_before,
+                       uint64_t* min_open_seq);
+  // Deletes WAL records below `below` (one range deletion) and forgets their sizes.
+  absl::Status ReleaseWalBelow(uint64_t below);
+  // Lowest sequence a commit in flight holds, or the next one.
+  uint64_t MinInflightSeq();
+  absl::Status OpenRocks();
   absl::Status DeleteBeforeImpl(int64_t cutoff_ms);
   // Retention for exemplars (db_side.cc): drops every exemplar with a timestamp before the cutoff.
   absl::Status DeleteExemplarsBefore(int64_t cutoff_ms);
@@ -121,6 +158,8 @@ class DBImpl : public DB {
   void CloseRocks();
 
   const Options options_;
+  std::shared_ptr<rocksdb::Cache> block_cache_;
+  std::shared_ptr<rocksdb::WriteBufferManager> write_buffers_;
   rocksdb::DB* db_ = nullptr;
   // default, meta, series, postings, chunks, wal, exemplars, metadata, state
   std::vector<rocksdb::ColumnFamilyHandle*> cfs_;
@@ -131,30 +170,45 @@ class DBImpl : public DB {
   absl::Mutex tenants_mu_;
   absl::flat_hash_map<std::string, uint32_t> tenants_ ABSL_GUARDED_BY(tenants_mu_);
 
-  absl::Mutex commit_mu_ ABSL_ACQUIRED_BEFORE(tenants_mu_);
-  uint32_t next_tenant_id_ ABSL_GUARDED_BY(commit_mu_) = 1;
-  uint64_t next_series_id_ ABSL_GUARDED_BY(commit_mu_) = 1;
-  uint64_t next_wal_seq_ ABSL_GUARDED_BY(commit_mu_) = 1;
+  // Serialises tenant creation.
+  absl::Mutex create_mu_ ABSL_ACQUIRED_BEFORE(tenants_mu_);
+  uint32_t next_tenant_id_ ABSL_GUARDED_BY(create_mu_) = 1;
+  std::atomic<uint64_t> next_series_id_{1};
 
-  // Sizes of the WAL records not yet released, for Stats::wal_bytes.
-  absl::Mutex wal_mu_ ABSL_ACQUIRED_AFTER(commit_mu_);
-  std::deque<std::pair<uint64_t, int64_t>> wal_sizes_ ABSL_GUARDED_BY(wal_mu_);
+  // Serialises Compact, DeleteBefore and Close with each other (not with commits).
+  absl::Mutex maintenance_mu_;
+  // Held while a commit checks and reserves its samples and takes its WAL sequence number, so
+  // that per series, reservation order, time order and sequence order agree. No I/O under it.
+  absl::Mutex reserve_mu_ ABSL_ACQUIRED_BEFORE(wal_mu_);
+
+  // WAL sequence numbers, commits in flight and the sizes of unreleased records.
+  absl::Mutex wal_mu_;
+  uint64_t next_wal_seq_ ABSL_GUARDED_BY(wal_mu_) = 1;
+  std::set<uint64_t> inflight_ ABSL_GUARDED_BY(wal_mu_);
+  int64_t active_commits_ ABSL_GUARDED_BY(wal_mu_) = 0;
+  bool closing_ ABSL_GUARDED_BY(wal_mu_) = false;
+  std::map<uint64_t, int64_t> wal_sizes_ ABSL_GUARDED_BY(wal_mu_);
   std::atomic<int64_t> wal_bytes_{0};
-  void NoteWalRecord(uint64_t seq, int64_t bytes);
-  void ReleaseWal(uint64_t below);
+  void NoteWalRecordLocked(uint64_t seq, int64_t bytes) ABSL_EXCLUSIVE_LOCKS_REQUIRED(wal_mu_);
+  // Admits a commit (false once Close has begun) / ends it.
+  bool BeginCommit();
+  void EndCommit();
+  // Stops admitting commits and waits for those in flight.
+  void DrainCommits();
 
   // Per-tenant exemplar ring bounds [first, next) of sequence numbers, loaded on first use.
   struct ExemplarRing {
     uint64_t first = 1;
     uint64_t next = 1;
   };
-  absl::Mutex exemplars_mu_ ABSL_ACQUIRED_AFTER(commit_mu_);
+  absl::Mutex exemplars_mu_;
   absl::flat_hash_map<uint32_t, ExemplarRing> exemplar_rings_ ABSL_GUARDED_BY(exemplars_mu_);
   // Serialises metadata and state read-modify-writes.
-  absl::Mutex side_mu_ ABSL_ACQUIRED_AFTER(commit_mu_);
+  absl::Mutex side_mu_;
 
   std::atomic<int64_t> samples_appended_{0};
   std::atomic<int64_t> chunks_sealed_{0};
+  std::atomic<int64_t> series_evicted_{0};
   std::atomic<int64_t> min_time_{std::numeric_limits<int64_t>::max()};
   std::atomic<int64_t> max_time_{std::numeric_limits<int64_t>::min()};
 };

@@ -203,13 +203,7 @@ class QuerierImpl : public Querier {
     // Copy the head first, then read the chunks: a concurrent seal writes its chunk before the
     // samples leave the head, so nothing falls between the two.
     std::vector<Sample> head;
-    if (MemSeries* s = db_->FindHeadSeries(tenant_, labels); s != nullptr) {
-      Head::Shard& shard = db_->head().ShardFor(Head::Key(tenant_, labels));
-      absl::MutexLock lock(&shard.mu);
-      for (const Sample& sample : s->open) {
-        if (sample.t >= mint_ && sample.t <= maxt_) head.push_back(sample);
-      }
-    }
+    db_->CopyHeadSamples(tenant_, labels, mint_, maxt_, &head);
     std::vector<std::string> chunks;
     bool chunk_in_range = false;
     const std::string prefix = ChunkSeriesPrefix(tenant_, id);

@@ -1,6 +1,9 @@
 #include "storage/head.h"
 
 #include <bit>
+#include <utility>
+
+#include "absl/hash/hash.h"
 
 #include "storage/keys.h"
 
@@ -30,21 +33,64 @@ std::vector<std::pair<size_t, size_t>> ChunkCuts(const std::vector<Sample>& open
   return cuts;
 }
 
-std::string Head::Key(uint32_t tenant, const Labels& labels) {
-  std::string key;
-  PutU32BE(&key, tenant);
-  EncodeLabels(labels, &key);
-  return key;
+namespace {
+
+struct LabelsRef {
+  const Labels* labels;
+  template <typename H>
+  friend H AbslHashValue(H h, const LabelsRef& r) {
+    for (const Label& l : *r.labels) {
+      h = H::combine(std::move(h), absl::string_view(l.name.data(), l.name.size()),
+                     absl::string_view(l.value.data(), l.value.size()));
+    }
+    return H::combine(std::move(h), r.labels->size());
+  }
+};
+
+}  // namespace
+
+uint64_t LabelsHash(const Labels& labels) { return absl::Hash<LabelsRef>{}(LabelsRef{&labels}); }
+
+uint64_t SeriesHash(uint32_t tenant, uint64_t labels_hash) {
+  return absl::HashOf(labels_hash, tenant);
 }
 
-Head::Shard& Head::ShardFor(const std::string& key) {
-  // FNV-1a over the key: stable and cheap.
-  uint64_t h = 1469598103934665603ULL;
-  for (char c : key) {
-    h ^= static_cast<uint8_t>(c);
-    h *= 1099511628211ULL;
+Labels MemSeries::labels() const {
+  auto decoded = DecodeLabels(label_bytes);
+  return decoded.ok() ? *std::move(decoded) : Labels();
+}
+
+int64_t MemSeries::MemoryBytes() const {
+  int64_t bytes = static_cast<int64_t>(sizeof(MemSeries) + sizeof(void*) * 2);  // + set slot
+  if (label_bytes.capacity() > 15) bytes += static_cast<int64_t>(label_bytes.capacity() + 1);
+  bytes += static_cast<int64_t>(open.capacity() * sizeof(Sample));
+  return bytes;
+}
+
+bool Head::KeyEq::Matches(const MemSeries& s, const Key& k) {
+  return s.hash == k.hash && s.tenant == k.tenant && LabelsEqualEncoded(*k.labels, s.label_bytes);
+}
+
+Head::~Head() {
+  for (Shard& shard : shards_) {
+    absl::MutexLock lock(&shard.mu);
+    for (MemSeries* s : shard.series) delete s;
+    shard.series.clear();
   }
-  return shards_[h % kShards];
+}
+
+MemSeries* Head::FindLocked(Shard& shard, const Key& key) {
+  auto it = shard.series.find(key);
+  return it == shard.series.end() ? nullptr : *it;
+}
+
+void Head::InsertLocked(Shard& shard, std::unique_ptr<MemSeries> s) {
+  shard.series.insert(s.release());
+}
+
+void Head::EraseLocked(Shard& shard, MemSeries* s) {
+  shard.series.erase(s);
+  delete s;
 }
 
 }  // namespace tidemark::internal

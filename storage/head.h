@@ -1,8 +1,14 @@
-// Head: the in-memory part of a DB, one MemSeries per series that was written or replayed since
-// the DB was opened, each with its open (not yet sealed) chunk.
+// Head: the in-memory part of a DB, one MemSeries per series that was written or replayed
+// recently, each with its open (not yet sealed) chunk.
 //
-// The head is sharded by series; each shard's mutex guards its map and the mutable fields of
-// its series. A MemSeries is never freed while the head lives, so pointers to it stay valid.
+// The head is sharded by a 64-bit hash of (tenant, labels) computed once per appended sample
+// (SeriesHash); the shard's mutex guards its set and the mutable fields of its series. A series
+// is found by that hash and checked against the caller's labels without building any key string.
+// Labels are kept once per series in their encoded form (keys.h EncodeLabels): one allocation
+// that is also the series index key and the WAL's label bytes.
+//
+// A MemSeries lives until the head evicts it (Head::EvictIf, called by compaction for series
+// that went inactive); a caller that keeps a pointer across unlocks pins it first (`pins`).
 // Internal to storage/.
 #ifndef TIDEMARK_STORAGE_HEAD_H_
 #define TIDEMARK_STORAGE_HEAD_H_
@@ -12,30 +18,60 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
-#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "storage/labels.h"
 #include "storage/sample.h"
 
 namespace tidemark::internal {
 
+// A hash of a label set (all names and values), and of a series: labels and tenant. In-process
+// only (absl::Hash is seeded per process): never stored.
+uint64_t LabelsHash(const Labels& labels);
+uint64_t SeriesHash(uint32_t tenant, uint64_t labels_hash);
+
 struct MemSeries {
   // Immutable after creation.
   uint32_t tenant = 0;
   uint64_t id = 0;
-  Labels labels;
+  uint64_t hash = 0;        // SeriesHash(tenant, LabelsHash(labels))
+  std::string label_bytes;  // EncodeLabels(labels)
 
   // Guarded by the shard's mutex.
   std::vector<Sample> open;    // the open chunk, increasing timestamps
   uint64_t open_min_seq = 0;   // lowest WAL sequence holding a sample of `open` (0: none)
   bool has_last = false;       // a sample is stored (open or sealed)
   Sample last;                 // the newest stored sample
+  // The newest sample accepted by a commit: `last`, or newer when a commit has checked its
+  // samples but not yet applied them (they are being written). New samples are checked
+  // against it so that concurrent commits of one series never interleave out of order.
+  bool has_tail = false;
+  Sample tail;
   int64_t sealed_max_t = std::numeric_limits<int64_t>::min();  // newest sealed timestamp
   int32_t last_indexed_day = std::numeric_limits<int32_t>::min();
+  // Commits that reserved samples of this series and have not applied them, and a lower bound
+  // of those samples' times: no seal cuts at or past it meanwhile (a commit that reserved
+  // earlier may apply later, and its samples must land in the open chunk).
+  int32_t inflight = 0;
+  int64_t inflight_min_t = std::numeric_limits<int64_t>::max();
+  // The most recent apply: its WAL sequence and its first sample's time. Every open sample at
+  // or after that time came from that commit or a later one (reservation order is sequence
+  // order and time order), which lets a seal advance open_min_seq.
+  uint64_t last_apply_seq = 0;
+  int64_t last_apply_first_t = std::numeric_limits<int64_t>::max();
+  bool indexed = false;  // the series index keys are durable
+  bool sealing = false;  // a seal of `open` is being written; nobody else seals meanwhile
+  int32_t pins = 0;      // holders of this pointer outside the shard lock; not evicted while > 0
+
+  // Decodes label_bytes (which were validated when the series was made).
+  Labels labels() const;
+  // Approximate heap bytes owned by this series.
+  int64_t MemoryBytes() const;
 };
 
 // What storing `s` after everything in `series` would do.
@@ -51,19 +87,52 @@ std::vector<std::pair<size_t, size_t>> ChunkCuts(const std::vector<Sample>& open
 
 class Head {
  public:
-  static constexpr size_t kShards = 16;
-  struct Shard {
-    absl::Mutex mu;
-    absl::flat_hash_map<std::string, std::unique_ptr<MemSeries>> series ABSL_GUARDED_BY(mu);
+  static constexpr size_t kShards = 64;
+
+  // Lookup key: the series hash plus what equality needs.
+  struct Key {
+    uint64_t hash;
+    uint32_t tenant;
+    const Labels* labels;
+  };
+  struct KeyHash {
+    using is_transparent = void;
+    size_t operator()(const MemSeries* s) const { return s->hash; }
+    size_t operator()(const Key& k) const { return k.hash; }
+  };
+  struct KeyEq {
+    using is_transparent = void;
+    bool operator()(const MemSeries* a, const MemSeries* b) const { return a == b; }
+    bool operator()(const MemSeries* a, const Key& b) const { return Matches(*a, b); }
+    bool operator()(const Key& a, const MemSeries* b) const { return Matches(*b, a); }
+    static bool Matches(const MemSeries& s, const Key& k);
   };
 
-  // The head's map key of a series: tenant id and label bytes.
-  static std::string Key(uint32_t tenant, const Labels& labels);
+  struct Shard {
+    absl::Mutex mu;
+    absl::flat_hash_set<MemSeries*, KeyHash, KeyEq> series ABSL_GUARDED_BY(mu);
+  };
 
-  Shard& ShardFor(const std::string& key);
+  Head() = default;
+  Head(const Head&) = delete;
+  Head& operator=(const Head&) = delete;
+  ~Head();
+
+  Shard& ShardFor(uint64_t hash) { return shards_[hash >> 58]; }
+  Shard& ShardOf(const MemSeries& s) { return ShardFor(s.hash); }
   std::array<Shard, kShards>& shards() { return shards_; }
 
+  // The series of `key` in its shard (the caller holds the shard's lock), or nullptr.
+  static MemSeries* FindLocked(Shard& shard, const Key& key) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Adds `s` (owned by the head from now on) to its shard; the caller holds the lock and has
+  // checked that no equal series is there.
+  static void InsertLocked(Shard& shard, std::unique_ptr<MemSeries> s)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+  // Removes and frees `s`; the caller holds the lock and `s` is unpinned.
+  static void EraseLocked(Shard& shard, MemSeries* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu);
+
  private:
+  static_assert(kShards == 64, "ShardFor takes the top 6 bits of the hash");
   std::array<Shard, kShards> shards_;
 };
 

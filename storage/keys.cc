@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <cstring>
 #include <limits>
 
 #include "absl/strings/str_cat.h"
@@ -119,6 +120,50 @@ std::string SeriesByLabelsKey(uint32_t tenant, const Labels& labels) {
   return key;
 }
 
+namespace {
+
+// Consumes varint(len(s)) s from `in`; false when `in` does not start with exactly that.
+inline bool ConsumeLengthPrefixed(std::string_view* in, std::string_view s) {
+  if (s.size() < 0x80) {  // one length byte: the common case, no varint decoding
+    if (in->size() < s.size() + 1 || static_cast<uint8_t>((*in)[0]) != s.size() ||
+        std::memcmp(in->data() + 1, s.data(), s.size()) != 0) {
+      return false;
+    }
+    in->remove_prefix(s.size() + 1);
+    return true;
+  }
+  std::string_view got;
+  if (!GetLengthPrefixed(in, &got)) return false;
+  return got == s;
+}
+
+}  // namespace
+
+bool LabelsEqualEncoded(const Labels& labels, std::string_view bytes) {
+  for (const Label& l : labels) {
+    if (!ConsumeLengthPrefixed(&bytes, l.name) || !ConsumeLengthPrefixed(&bytes, l.value)) {
+      return false;
+    }
+  }
+  return bytes.empty();
+}
+
+std::string SeriesByLabelBytesKey(uint32_t tenant, std::string_view label_bytes) {
+  std::string key;
+  key.reserve(5 + label_bytes.size());
+  PutU32BE(&key, tenant);
+  key.push_back('L');
+  key.append(label_bytes);
+  return key;
+}
+
+std::string SeriesByIdPrefix(uint32_t tenant) {
+  std::string key;
+  PutU32BE(&key, tenant);
+  key.push_back('I');
+  return key;
+}
+
 std::string SeriesByIdKey(uint32_t tenant, uint64_t series_id) {
   std::string key;
   PutU32BE(&key, tenant);
@@ -191,28 +236,71 @@ std::string WalKey(uint64_t seq) {
 }
 
 namespace {
-constexpr uint8_t kWalRecordVersion = 1;
+constexpr uint8_t kWalRecordV1 = 1;
+constexpr uint8_t kWalRecordV2 = 2;
 constexpr uint8_t kWalFlagLabels = 1;
+
+uint64_t ZigZag(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
+
+void PutU64LE(std::string* out, uint64_t v) {
+  char b[8];
+  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  out->append(b, 8);
+}
+
+uint64_t GetU64LE(std::string_view in) {
+  uint64_t v = 0;
+  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(in[i]);
+  return v;
+}
+
 }  // namespace
 
+void BeginWalRecord(std::string* out, size_t num_entries, int64_t base_t) {
+  out->push_back(static_cast<char>(kWalRecordV2));
+  PutVarint(out, num_entries);
+  PutVarint(out, ZigZag(base_t));
+}
+
+void AppendWalEntry(std::string* out, int64_t base_t, uint32_t tenant, uint64_t series_id,
+                    bool has_labels, std::string_view label_bytes, const Sample* samples,
+                    size_t num_samples) {
+  PutVarint(out, tenant);
+  PutVarint(out, series_id);
+  out->push_back(static_cast<char>(has_labels ? kWalFlagLabels : 0));
+  if (has_labels) {
+    PutVarint(out, label_bytes.size());
+    out->append(label_bytes);
+  }
+  PutVarint(out, num_samples);
+  int64_t prev = base_t;
+  for (size_t i = 0; i < num_samples; ++i) {
+    // Wrapping difference: any pair of int64 timestamps round-trips.
+    PutVarint(out, ZigZag(static_cast<int64_t>(static_cast<uint64_t>(samples[i].t) -
+                                               static_cast<uint64_t>(prev))));
+    PutU64LE(out, std::bit_cast<uint64_t>(samples[i].v));
+    prev = samples[i].t;
+  }
+}
+
 void EncodeWalRecord(const std::vector<WalEntry>& entries, std::string* out) {
-  out->push_back(static_cast<char>(kWalRecordVersion));
-  PutVarint(out, entries.size());
+  int64_t base_t = 0;
   for (const WalEntry& e : entries) {
-    PutU32BE(out, e.tenant);
-    PutU64BE(out, e.series_id);
-    out->push_back(static_cast<char>(e.has_labels ? kWalFlagLabels : 0));
-    if (e.has_labels) {
-      std::string labels;
-      EncodeLabels(e.labels, &labels);
-      PutVarint(out, labels.size());
-      out->append(labels);
+    if (!e.samples.empty()) {
+      base_t = e.samples.front().t;
+      break;
     }
-    PutVarint(out, e.samples.size());
-    for (const Sample& s : e.samples) {
-      PutU64BE(out, static_cast<uint64_t>(s.t));
-      PutU64BE(out, std::bit_cast<uint64_t>(s.v));
-    }
+  }
+  BeginWalRecord(out, entries.size(), base_t);
+  std::string labels;
+  for (const WalEntry& e : entries) {
+    labels.clear();
+    if (e.has_labels) EncodeLabels(e.labels, &labels);
+    AppendWalEntry(out, base_t, e.tenant, e.series_id, e.has_labels, labels, e.samples.data(),
+                   e.samples.size());
   }
 }
 
@@ -223,19 +311,36 @@ absl::StatusOr<std::vector<WalEntry>> DecodeWalRecord(std::string_view in) {
         absl::StrCat("decode WAL record (", total, " bytes): ", std::string(what)));
   };
   if (in.empty()) return corrupt("empty");
-  if (static_cast<uint8_t>(in[0]) != kWalRecordVersion) {
+  const uint8_t version = static_cast<uint8_t>(in[0]);
+  if (version != kWalRecordV1 && version != kWalRecordV2) {
     return corrupt(absl::StrCat("unknown record version ", static_cast<int>(in[0])));
   }
   in.remove_prefix(1);
   uint64_t n;
   if (!GetVarint(&in, &n) || n > in.size()) return corrupt("bad entry count");
+  uint64_t zbase = 0;
+  if (version == kWalRecordV2 && !GetVarint(&in, &zbase)) return corrupt("bad base time");
+  const int64_t base_t = UnZigZag(zbase);
   std::vector<WalEntry> entries(n);
   for (WalEntry& e : entries) {
-    if (in.size() < 13) return corrupt("truncated entry header");
-    e.tenant = GetU32BE(in);
-    e.series_id = GetU64BE(in.substr(4));
-    uint8_t flags = static_cast<uint8_t>(in[12]);
-    in.remove_prefix(13);
+    uint8_t flags;
+    if (version == kWalRecordV1) {
+      if (in.size() < 13) return corrupt("truncated entry header");
+      e.tenant = GetU32BE(in);
+      e.series_id = GetU64BE(in.substr(4));
+      flags = static_cast<uint8_t>(in[12]);
+      in.remove_prefix(13);
+    } else {
+      uint64_t tenant, id;
+      if (!GetVarint(&in, &tenant) || tenant > std::numeric_limits<uint32_t>::max() ||
+          !GetVarint(&in, &id) || in.empty()) {
+        return corrupt("truncated entry header");
+      }
+      e.tenant = static_cast<uint32_t>(tenant);
+      e.series_id = id;
+      flags = static_cast<uint8_t>(in[0]);
+      in.remove_prefix(1);
+    }
     if (flags & ~kWalFlagLabels) return corrupt("unknown entry flags");
     if (flags & kWalFlagLabels) {
       std::string_view labels;
@@ -246,12 +351,27 @@ absl::StatusOr<std::vector<WalEntry>> DecodeWalRecord(std::string_view in) {
       e.labels = *std::move(decoded);
     }
     uint64_t ns;
-    if (!GetVarint(&in, &ns) || ns > in.size() / 16) return corrupt("bad sample count");
+    if (version == kWalRecordV1) {
+      if (!GetVarint(&in, &ns) || ns > in.size() / 16) return corrupt("bad sample count");
+      e.samples.resize(ns);
+      for (Sample& s : e.samples) {
+        s.t = static_cast<int64_t>(GetU64BE(in));
+        s.v = std::bit_cast<double>(GetU64BE(in.substr(8)));
+        in.remove_prefix(16);
+      }
+      continue;
+    }
+    if (!GetVarint(&in, &ns) || ns > in.size() / 9) return corrupt("bad sample count");
     e.samples.resize(ns);
+    int64_t prev = base_t;
     for (Sample& s : e.samples) {
-      s.t = static_cast<int64_t>(GetU64BE(in));
-      s.v = std::bit_cast<double>(GetU64BE(in.substr(8)));
-      in.remove_prefix(16);
+      uint64_t zd;
+      if (!GetVarint(&in, &zd) || in.size() < 8) return corrupt("truncated sample");
+      s.t = static_cast<int64_t>(static_cast<uint64_t>(prev) +
+                                 static_cast<uint64_t>(UnZigZag(zd)));
+      s.v = std::bit_cast<double>(GetU64LE(in));
+      in.remove_prefix(8);
+      prev = s.t;
     }
   }
   if (!in.empty()) return corrupt("trailing bytes");

@@ -59,10 +59,15 @@ int32_t DayOf(int64_t t_ms);
 // Labels as bytes: for each label, varint(len(name)) name varint(len(value)) value.
 void EncodeLabels(const Labels& labels, std::string* out);
 absl::StatusOr<Labels> DecodeLabels(std::string_view in);
+// True when EncodeLabels(labels) == bytes, without encoding (no allocation).
+bool LabelsEqualEncoded(const Labels& labels, std::string_view bytes);
 
 // series CF.
 std::string SeriesByLabelsKey(uint32_t tenant, const Labels& labels);
+std::string SeriesByLabelBytesKey(uint32_t tenant, std::string_view label_bytes);
 std::string SeriesByIdKey(uint32_t tenant, uint64_t series_id);
+// The prefix of every 'I' key of `tenant`.
+std::string SeriesByIdPrefix(uint32_t tenant);
 
 // postings CF: tenant | day | name \0 value \0 | series id.
 std::string PostingsDayPrefix(uint32_t tenant, int32_t day);
@@ -98,7 +103,16 @@ struct WalEntry {
   Labels labels;
   std::vector<Sample> samples;
 };
+// Encodes a record in the current version (2).
 void EncodeWalRecord(const std::vector<WalEntry>& entries, std::string* out);
+// The same, streamed: BeginWalRecord, then exactly `num_entries` AppendWalEntry calls with the
+// same `base_t` (any timestamp; the first sample's keeps the deltas small). `label_bytes` is
+// EncodeLabels' form, written when `has_labels`. `samples` is not empty.
+void BeginWalRecord(std::string* out, size_t num_entries, int64_t base_t);
+void AppendWalEntry(std::string* out, int64_t base_t, uint32_t tenant, uint64_t series_id,
+                    bool has_labels, std::string_view label_bytes, const Sample* samples,
+                    size_t num_samples);
+// Decodes records of version 1 and 2.
 absl::StatusOr<std::vector<WalEntry>> DecodeWalRecord(std::string_view in);
 
 // exemplars CF: a per-tenant ring of sequence numbers and a per-series index.

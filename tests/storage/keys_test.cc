@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <bit>
 #include <limits>
 
 #include "storage/head.h"
@@ -80,6 +81,48 @@ TEST(KeysTest, WalRecordRoundTripAndRejectsCorruption) {
   for (size_t n = 0; n < rec.size(); ++n) {
     EXPECT_FALSE(DecodeWalRecord(rec.substr(0, n)).ok()) << n;
   }
+}
+
+TEST(KeysTest, WalRecordVersion1StillDecodes) {
+  // A version-1 record as written before version 2: u32 tenant, u64 id, flags, labels,
+  // uvarint count, then u64 t and u64 value bits, big-endian.
+  std::string rec(1, '\x01');
+  PutVarint(&rec, 1);
+  PutU32BE(&rec, 3);
+  PutU64BE(&rec, 77);
+  rec.push_back('\x01');
+  std::string labels;
+  EncodeLabels(Labels::FromUnsorted({{"a", "1"}}), &labels);
+  PutVarint(&rec, labels.size());
+  rec += labels;
+  PutVarint(&rec, 2);
+  PutU64BE(&rec, static_cast<uint64_t>(int64_t{-5}));
+  PutU64BE(&rec, std::bit_cast<uint64_t>(1.5));
+  PutU64BE(&rec, 10);
+  PutU64BE(&rec, kStaleNaNBits);
+  auto back = DecodeWalRecord(rec);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->size(), 1u);
+  EXPECT_EQ((*back)[0].tenant, 3u);
+  EXPECT_EQ((*back)[0].series_id, 77u);
+  EXPECT_EQ((*back)[0].labels, Labels::FromUnsorted({{"a", "1"}}));
+  EXPECT_EQ((*back)[0].samples, (std::vector<Sample>{{-5, 1.5}, {10, StaleNaN()}}));
+  // Version 2 is about half the size for the same entry.
+  std::string v2;
+  EncodeWalRecord(*back, &v2);
+  EXPECT_LT(v2.size() * 10, rec.size() * 7);
+}
+
+TEST(KeysTest, LabelsEqualEncodedMatchesEncodeLabels) {
+  Labels l = Labels::FromUnsorted({{"__name__", "up"}, {"job", std::string(200, 'x')}});
+  std::string bytes;
+  EncodeLabels(l, &bytes);
+  EXPECT_TRUE(LabelsEqualEncoded(l, bytes));
+  EXPECT_FALSE(LabelsEqualEncoded(l, bytes.substr(0, bytes.size() - 1)));
+  EXPECT_FALSE(LabelsEqualEncoded(l, bytes + "x"));
+  EXPECT_FALSE(LabelsEqualEncoded(Labels::FromUnsorted({{"__name__", "up"}}), bytes));
+  EXPECT_FALSE(LabelsEqualEncoded(Labels::FromUnsorted({{"__name__", "uq"}, {"job", "x"}}), bytes));
+  EXPECT_TRUE(LabelsEqualEncoded(Labels(), ""));
 }
 
 TEST(HeadTest, ChunkCutsByCountAndSpan) {
