@@ -82,7 +82,8 @@ absl::StatusOr<std::unique_ptr<QuerySource>> OpenSource(const SourceFlags& f) {
   o.timeout_seconds = f.timeout_seconds;
   o.token = f.token;
   if (!f.token_file.empty()) {
-    if (!f.token.empty()) return absl::InvalidArgumentError("give --token or --token-file, not both");
+    if (!f.token.empty())
+      return absl::InvalidArgumentError("give --token or --token-file, not both");
     std::ifstream in(f.token_file);
     if (!in) return absl::NotFoundError(absl::StrCat("cannot read --token-file ", f.token_file));
     std::stringstream ss;
@@ -160,9 +161,10 @@ int RunMetadata(const Commands::Flags& f, const std::string& command) {
 
 int RunSloReport(const Commands::Flags& f) {
   const std::string cmd = "slo report";
-  if (f.format != "table" && f.format != "markdown" && f.format != "json") {
-    return Fail(cmd, absl::InvalidArgumentError(
-                         absl::StrCat("--format ", f.format, ": expected table, markdown or json")));
+  const std::string format = f.format == "md" ? "markdown" : f.format;
+  if (format != "table" && format != "markdown" && format != "json") {
+    return Fail(cmd, absl::InvalidArgumentError(absl::StrCat(
+                         "--format ", f.format, ": expected table, markdown (md) or json")));
   }
   absl::StatusOr<std::vector<SloDefinition>> slos = LoadSloFile(f.slo_file);
   if (!slos.ok()) return Fail(cmd, slos.status());
@@ -178,15 +180,19 @@ int RunSloReport(const Commands::Flags& f) {
   for (const SloDefinition& slo : *slos) {
     absl::StatusOr<SloReport> r = BuildReport(**source, slo, options);
     if (!r.ok()) {
-      return Fail(cmd, absl::Status(r.status().code(),
-                                    absl::StrCat("SLO ", slo.name, " (", slo.origin, ") from ",
-                                                 (*source)->Describe(), ": ", r.status().message())));
+      return Fail(cmd,
+                  absl::Status(r.status().code(),
+                               absl::StrCat("SLO ", slo.name, " (", slo.origin, ") from ",
+                                            (*source)->Describe(), ": ", r.status().message())));
     }
     reports.push_back(std::move(*r));
   }
-  if (f.format == "json") std::cout << RenderReportJson(reports);
-  else if (f.format == "markdown") std::cout << RenderReportMarkdown(reports);
-  else std::cout << RenderReportTable(reports);
+  if (format == "json")
+    std::cout << RenderReportJson(reports);
+  else if (format == "markdown")
+    std::cout << RenderReportMarkdown(reports);
+  else
+    std::cout << RenderReportTable(reports);
   std::cout.flush();
   if (!f.chart.empty()) {
     std::ofstream out(f.chart, std::ios::binary | std::ios::trunc);
@@ -221,7 +227,8 @@ Commands::Commands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   Flags& f = *flags_;
   const char* kFormatHelp = "Output: table | json | csv (default table)";
 
-  f.query = app.add_subcommand("query", "Run a PromQL query (instant, or range with --start/--end/--step).");
+  f.query = app.add_subcommand("query",
+                               "Run a PromQL query (instant, or range with --start/--end/--step).");
   f.query->add_option("expr", f.expr, "PromQL expression")->required();
   f.query->add_option("--time", f.time, "Instant query time: RFC3339, Unix seconds, now, now-1h");
   f.query->add_option("--start", f.start, "Range query start (default end - 1h)");
@@ -261,7 +268,8 @@ Commands::Commands(CLI::App& app) : flags_(std::make_unique<Flags>()) {
   f.slo_report->add_option("--time", f.time, "Report time (default now)");
   f.slo_report->add_flag("--calendar", f.calendar,
                          "Use the calendar month so far (UTC) instead of the rolling window");
-  f.slo_report->add_option("--format", f.format, "Output: table | markdown | json (default table)");
+  f.slo_report->add_option("--format", f.format,
+                           "Output: table | markdown (md) | json (default table)");
   f.slo_report->add_option("--chart", f.chart, "Also write an SVG burn-down chart to this file");
   f.slo_report->add_flag("--fail-on-exhausted", f.fail_on_exhausted,
                          "Exit with status 3 when an SLO has no error budget left");

@@ -36,8 +36,7 @@ class EmbeddedSource : public QuerySource {
 
   absl::StatusOr<promql::Matrix> Range(std::string_view query, int64_t start_ms, int64_t end_ms,
                                        int64_t step_ms) override {
-    absl::StatusOr<promql::QueryResult> r =
-        engine_.Range(*data_, query, start_ms, end_ms, step_ms);
+    absl::StatusOr<promql::QueryResult> r = engine_.Range(*data_, query, start_ms, end_ms, step_ms);
     if (!r.ok()) return Annotate(r.status(), query);
     if (auto* m = std::get_if<promql::Matrix>(&r->value)) return std::move(*m);
     return absl::InternalError("range query gave a non-matrix result");
@@ -53,8 +52,8 @@ class EmbeddedSource : public QuerySource {
   }
 
   absl::StatusOr<std::vector<std::string>> LabelValues(std::string_view name,
-                                                       std::string_view selector,
-                                                       int64_t start_ms, int64_t end_ms) override {
+                                                       std::string_view selector, int64_t start_ms,
+                                                       int64_t end_ms) override {
     absl::StatusOr<std::vector<LabelMatcher>> matchers = Matchers(selector);
     if (!matchers.ok()) return matchers.status();
     absl::StatusOr<std::unique_ptr<Querier>> q = data_->NewQuerier(start_ms, end_ms);

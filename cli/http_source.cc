@@ -4,12 +4,12 @@
 #include <cmath>
 #include <cstdlib>
 #include <memory>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "cli/query_source.h"
@@ -42,8 +42,8 @@ absl::StatusOr<json> DataOf(std::string_view body) {
     if (status != "error" && error.empty()) {
       return absl::DataLossError("response has neither status success nor an error");
     }
-    absl::StatusCode code = type == "bad_data" ? absl::StatusCode::kInvalidArgument
-                            : type == "timeout" ? absl::StatusCode::kDeadlineExceeded
+    absl::StatusCode code = type == "bad_data"      ? absl::StatusCode::kInvalidArgument
+                            : type == "timeout"     ? absl::StatusCode::kDeadlineExceeded
                             : type == "unavailable" ? absl::StatusCode::kUnavailable
                                                     : absl::StatusCode::kFailedPrecondition;
     return absl::Status(code, type.empty() ? error : absl::StrCat(type, ": ", error));
@@ -222,8 +222,8 @@ class HttpSource : public QuerySource {
   }
 
   absl::StatusOr<std::vector<std::string>> LabelValues(std::string_view name,
-                                                       std::string_view selector,
-                                                       int64_t start_ms, int64_t end_ms) override {
+                                                       std::string_view selector, int64_t start_ms,
+                                                       int64_t end_ms) override {
     httplib::Params params{{"start", Seconds(start_ms)}, {"end", Seconds(end_ms)}};
     if (!selector.empty()) params.emplace("match[]", std::string(selector));
     std::string path = absl::StrCat("/api/v1/label/", std::string(name), "/values?",
@@ -235,9 +235,8 @@ class HttpSource : public QuerySource {
 
   absl::StatusOr<std::vector<Labels>> Series(std::string_view selector, int64_t start_ms,
                                              int64_t end_ms) override {
-    httplib::Params params{{"match[]", std::string(selector)},
-                           {"start", Seconds(start_ms)},
-                           {"end", Seconds(end_ms)}};
+    httplib::Params params{
+        {"match[]", std::string(selector)}, {"start", Seconds(start_ms)}, {"end", Seconds(end_ms)}};
     absl::StatusOr<std::string> body = Post("/api/v1/series", params);
     if (!body.ok()) return body.status();
     return internal::DecodeSeriesResponse(*body);
@@ -249,8 +248,8 @@ class HttpSource : public QuerySource {
   template <typename T>
   static absl::StatusOr<T> WithQuery(absl::StatusOr<T> v, std::string_view query) {
     if (v.ok()) return v;
-    return absl::Status(v.status().code(), absl::StrCat("query ", std::string(query), ": ",
-                                                        v.status().message()));
+    return absl::Status(v.status().code(),
+                        absl::StrCat("query ", std::string(query), ": ", v.status().message()));
   }
 
   absl::StatusOr<std::string> Post(const std::string& path, const httplib::Params& params) {
@@ -260,8 +259,8 @@ class HttpSource : public QuerySource {
   absl::StatusOr<std::string> Send(const char* method, const std::string& path,
                                    const httplib::Params* params) {
     std::string full = prefix_ + path;
-    httplib::Result res = params != nullptr ? client_.Post(full, headers_, *params)
-                                            : client_.Get(full, headers_);
+    httplib::Result res =
+        params != nullptr ? client_.Post(full, headers_, *params) : client_.Get(full, headers_);
     if (!res) {
       httplib::Error e = res.error();
       std::string why = e == httplib::Error::Connection
@@ -270,18 +269,33 @@ class HttpSource : public QuerySource {
                                                     : httplib::to_string(e);
       return absl::UnavailableError(absl::StrCat("cannot reach ", Describe(), ": ", why));
     }
-    if (res->status == 401 || res->status == 403) {
-      return absl::PermissionDeniedError(
-          absl::StrCat(Describe(), " answered ", res->status, " to ", method, " ", path, ": ",
-                       res->body.substr(0, 200), " (check --token / --token-file and --tenant)"));
-    }
+    if (res->status == 401 || res->status == 403) return AuthError(res->status, res->body);
     if (res->status >= 200 && res->status < 300) return std::move(res->body);
     // Prometheus answers query errors with 400/422/503 and a JSON error body.
     absl::StatusOr<promql::Value> decoded = internal::DecodeQueryResponse(res->body);
     if (!decoded.ok() && !absl::IsDataLoss(decoded.status())) return decoded.status();
     return absl::UnavailableError(absl::StrCat(Describe(), " answered HTTP ", res->status, " to ",
-                                               method, " ", path, ": ",
-                                               res->body.substr(0, 200)));
+                                               method, " ", path, ": ", res->body.substr(0, 200)));
+  }
+
+  // 401/403 as an error that says what to change on the command line.
+  absl::Status AuthError(int http_status, std::string_view body) const {
+    std::string reason(absl::StripAsciiWhitespace(absl::string_view(body.data(), body.size())));
+    if (reason.size() > 200) reason = reason.substr(0, 200) + "...";
+    std::string tenant = options_.tenant.empty() ? "the default tenant"
+                                                 : absl::StrCat("tenant \"", options_.tenant, "\"");
+    std::string hint;
+    if (http_status == 401) {
+      hint = options_.token.empty()
+                 ? "the server requires a bearer token: give --token or --token-file"
+                 : "the token was not accepted: check --token / --token-file";
+      return absl::UnauthenticatedError(
+          absl::StrCat(Describe(), " refused the request: HTTP 401 (", reason, "); ", hint));
+    }
+    hint = absl::StrCat("the token may not read ", tenant,
+                        ": use a token allowed for it, or the right --tenant");
+    return absl::PermissionDeniedError(
+        absl::StrCat(Describe(), " refused the request: HTTP 403 (", reason, "); ", hint));
   }
 
   HttpSourceOptions options_;
@@ -307,8 +321,8 @@ absl::StatusOr<std::unique_ptr<QuerySource>> NewHttpSource(const HttpSourceOptio
   }
   size_t path_start = url.find('/', scheme_end + 3);
   std::string host_port =
-      url.substr(scheme_end + 3, path_start == std::string::npos ? std::string::npos
-                                                                 : path_start - scheme_end - 3);
+      url.substr(scheme_end + 3,
+                 path_start == std::string::npos ? std::string::npos : path_start - scheme_end - 3);
   if (host_port.empty()) {
     return absl::InvalidArgumentError(absl::StrCat("--server \"", url, "\": no host"));
   }

@@ -2,11 +2,10 @@
 
 #include <charconv>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <set>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -144,7 +143,8 @@ std::string RenderValue(const promql::Value& value, OutputFormat format) {
   }
 
   if (const auto* s = std::get_if<promql::Scalar>(&value)) {
-    if (format == OutputFormat::kCsv) return "timestamp,value\n" + CsvRow({Seconds(s->t), FormatValue(s->v)});
+    if (format == OutputFormat::kCsv)
+      return "timestamp,value\n" + CsvRow({Seconds(s->t), FormatValue(s->v)});
     return AlignTable({{"SCALAR", "TIMESTAMP"}, {FormatValue(s->v), FormatTimeRfc3339(s->t)}});
   }
   if (const auto* s = std::get_if<promql::String>(&value)) {

@@ -1,4 +1,6 @@
 // SLO files: OpenSLO v1 and Sloth prometheus/v1 into SloDefinition; event-query templates.
+#include <yaml-cpp/yaml.h>
+
 #include <fstream>
 #include <map>
 #include <memory>
@@ -6,8 +8,6 @@
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <yaml-cpp/yaml.h>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -25,8 +25,8 @@ class Reader {
 
   absl::Status Error(const YAML::Node& at, const std::string& path, const std::string& msg) const {
     int line = at.IsDefined() && at.Mark().line >= 0 ? at.Mark().line + 1 : 0;
-    return absl::InvalidArgumentError(absl::StrCat(file_, line > 0 ? absl::StrCat(":", line) : "",
-                                                   ": ", path, ": ", msg));
+    return absl::InvalidArgumentError(
+        absl::StrCat(file_, line > 0 ? absl::StrCat(":", line) : "", ": ", path, ": ", msg));
   }
 
   std::string Origin(const YAML::Node& at) const {
@@ -90,7 +90,8 @@ absl::StatusOr<std::string> OpenSloQuery(const Reader& r, const YAML::Node& metr
   if (!query.ok()) return query.status();
   if (absl::StatusOr<std::string> checked = EventsQuery(*query, 3600000, "increase");
       !checked.ok()) {
-    return r.Error((*spec)["query"], path + ".metricSource.spec.query", std::string(checked.status().message()));
+    return r.Error((*spec)["query"], path + ".metricSource.spec.query",
+                   std::string(checked.status().message()));
   }
   return *query;
 }
@@ -152,9 +153,9 @@ absl::Status OpenSloWindow(const Reader& r, const YAML::Node& spec, SloDefinitio
   }
   if (!rolling) {
     if (*duration != "1M") {
-      return r.Error(w["duration"], "spec.timeWindow[0].duration",
-                     absl::StrCat("calendar windows must be one month (1M), got \"", *duration,
-                                  "\""));
+      return r.Error(
+          w["duration"], "spec.timeWindow[0].duration",
+          absl::StrCat("calendar windows must be one month (1M), got \"", *duration, "\""));
     }
     slo->calendar_month = true;
     return absl::OkStatus();
@@ -247,9 +248,9 @@ absl::Status OpenSloDocument(const Reader& r, const YAML::Node& doc,
       return r.Error(o, path + ".target", "missing");
     }
     if (!(slo.objective > 0 && slo.objective < 1)) {
-      return r.Error(o["target"].IsDefined() ? o["target"] : o["targetPercent"], path + ".target",
-                     absl::StrCat("must be between 0 and 1 exclusive (e.g. 0.999), got ",
-                                  slo.objective));
+      return r.Error(
+          o["target"].IsDefined() ? o["target"] : o["targetPercent"], path + ".target",
+          absl::StrCat("must be between 0 and 1 exclusive (e.g. 0.999), got ", slo.objective));
     }
     if (objectives.size() > 1) {
       std::string label = o["displayName"].IsDefined() && o["displayName"].IsScalar()
@@ -280,7 +281,8 @@ absl::Status SlothDocument(const Reader& r, const YAML::Node& doc,
     absl::StatusOr<std::string> name = r.String(s, "name", path + ".name");
     if (!name.ok()) return name.status();
     slo.name = *name;
-    absl::StatusOr<std::string> description = r.String(s, "description", path + ".description", false);
+    absl::StatusOr<std::string> description =
+        r.String(s, "description", path + ".description", false);
     if (!description.ok()) return description.status();
     slo.description = *description;
     if (!s["objective"].IsDefined()) return r.Error(s, path + ".objective", "missing");
@@ -289,7 +291,8 @@ absl::Status SlothDocument(const Reader& r, const YAML::Node& doc,
     if (!(*objective > 0 && *objective < 100)) {
       return r.Error(s["objective"], path + ".objective",
                      absl::StrCat("must be a percentage between 0 and 100 exclusive (e.g. 99.9), "
-                                  "got ", *objective));
+                                  "got ",
+                                  *objective));
     }
     slo.objective = *objective / 100;
     absl::StatusOr<YAML::Node> sli = r.Map(s, "sli", path + ".sli");
@@ -299,8 +302,8 @@ absl::Status SlothDocument(const Reader& r, const YAML::Node& doc,
     }
     absl::StatusOr<YAML::Node> events = r.Map(*sli, "events", path + ".sli.events");
     if (!events.ok()) return events.status();
-    for (auto [key, target] : {std::pair{"error_query", &slo.bad_query},
-                               std::pair{"total_query", &slo.total_query}}) {
+    for (auto [key, target] :
+         {std::pair{"error_query", &slo.bad_query}, std::pair{"total_query", &slo.total_query}}) {
       std::string qpath = absl::StrCat(path, ".sli.events.", key);
       absl::StatusOr<std::string> q = r.String(*events, key, qpath);
       if (!q.ok()) return q.status();
@@ -405,8 +408,8 @@ absl::StatusOr<std::vector<SloDefinition>> ParseSloYaml(std::string_view text,
   try {
     docs = YAML::LoadAll(std::string(text));
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(std::string(file_name), ":", e.mark.line + 1,
-                                                   ": invalid YAML: ", e.msg));
+    return absl::InvalidArgumentError(
+        absl::StrCat(std::string(file_name), ":", e.mark.line + 1, ": invalid YAML: ", e.msg));
   }
   std::vector<SloDefinition> out;
   try {
@@ -424,8 +427,9 @@ absl::StatusOr<std::vector<SloDefinition>> ParseSloYaml(std::string_view text,
         std::string api = doc["apiVersion"].Scalar();
         if (api != "openslo/v1") {
           return r.Error(doc["apiVersion"], "apiVersion",
-                         absl::StrCat("\"", api, "\" is not supported (openslo/v1, or Sloth's "
-                                                 "version: prometheus/v1)"));
+                         absl::StrCat("\"", api,
+                                      "\" is not supported (openslo/v1, or Sloth's "
+                                      "version: prometheus/v1)"));
         }
         absl::StatusOr<std::string> kind = r.String(doc, "kind", "kind");
         if (!kind.ok()) return kind.status();
@@ -445,12 +449,21 @@ absl::StatusOr<std::vector<SloDefinition>> ParseSloYaml(std::string_view text,
       }
     }
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(absl::StrCat(std::string(file_name), ":", e.mark.line + 1,
-                                                   ": ", e.msg));
+    return absl::InvalidArgumentError(
+        absl::StrCat(std::string(file_name), ":", e.mark.line + 1, ": ", e.msg));
   }
   if (out.empty()) {
     return absl::InvalidArgumentError(
         absl::StrCat(std::string(file_name), ": no SLO found (kind: SLO or slos:)"));
+  }
+  // Names key the reports and the rule groups (which Prometheus requires to be unique).
+  std::map<std::string, std::string> seen;  // name -> origin
+  for (const SloDefinition& slo : out) {
+    auto [it, added] = seen.emplace(slo.name, slo.origin);
+    if (!added) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          slo.origin, ": SLO \"", slo.name, "\" is defined twice (first at ", it->second, ")"));
+    }
   }
   return out;
 }

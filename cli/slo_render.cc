@@ -2,10 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
+#include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
@@ -42,10 +41,14 @@ std::string BurnLabel(const BurnRateAt& b) {
 
 std::string ExhaustionText(const SloReport& r) {
   switch (r.exhaustion.kind) {
-    case Exhaustion::kExhausted: return "exhausted";
-    case Exhaustion::kNotBurning: return "not burning";
-    case Exhaustion::kAt: return absl::StrCat("in ", FormatHumanDuration(r.exhaustion.in_ms));
-    case Exhaustion::kUnknown: break;
+    case Exhaustion::kExhausted:
+      return "exhausted";
+    case Exhaustion::kNotBurning:
+      return "not burning";
+    case Exhaustion::kAt:
+      return absl::StrCat("in ", FormatHumanDuration(r.exhaustion.in_ms));
+    case Exhaustion::kUnknown:
+      break;
   }
   return "no data";
 }
@@ -75,11 +78,20 @@ std::string Escape(const std::string& s) {
   std::string out;
   for (char c : s) {
     switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      default: out += c;
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
     }
   }
   return out;
@@ -160,9 +172,10 @@ std::string RenderReportTable(const std::vector<SloReport>& reports) {
                         r.exhaustion.kind == Exhaustion::kAt ? " at the last hour's burn rate" : "",
                         "\n");
     if (!r.daily.empty()) {
-      out += absl::StrCat("  budget by day  ", Sparkline(r.daily), "  ", DateOf(r.window.start_ms),
-                          " .. ", DateOf(r.window.end_ms), ", ", Percent(r.daily.front().remaining, 0),
-                          " -> ", Percent(r.daily.back().remaining, 1), "\n");
+      out +=
+          absl::StrCat("  budget by day  ", Sparkline(r.daily), "  ", DateOf(r.window.start_ms),
+                       " .. ", DateOf(r.window.end_ms), ", ", Percent(r.daily.front().remaining, 0),
+                       " -> ", Percent(r.daily.back().remaining, 1), "\n");
     }
     for (const std::string& w : r.warnings) out += absl::StrCat("  warning: ", w, "\n");
   }
@@ -177,18 +190,21 @@ std::string RenderReportMarkdown(const std::vector<SloReport>& reports) {
   for (const SloReport& r : reports) {
     std::optional<double> b1h, b6h, bw;
     for (const BurnRateAt& b : r.burn_rates) {
-      if (b.whole_window) bw = b.burn_rate;
-      else if (b.window_ms == 3600 * 1000) b1h = b.burn_rate;
-      else if (b.window_ms == 6 * 3600 * 1000) b6h = b.burn_rate;
+      if (b.whole_window)
+        bw = b.burn_rate;
+      else if (b.window_ms == 3600 * 1000)
+        b1h = b.burn_rate;
+      else if (b.window_ms == 6 * 3600 * 1000)
+        b6h = b.burn_rate;
     }
     std::string status = Status(r);
-    out += absl::StrCat(
-        "| ", r.slo.name, " | ", Percent(r.slo.objective), " | ", WindowName(r), " | ",
-        r.has_data() ? Percent(r.budget.sli) : "no data", " | ",
-        r.has_data() ? Percent(r.budget.remaining, 2) : "no data",
-        status == "EXHAUSTED" ? " **exhausted**" : "", " | ", Burn(b1h), " | ", Burn(b6h), " | ",
-        Burn(bw), " | ", FiringAlerts(r), " | ", ExhaustionText(r), " | `",
-        r.daily.empty() ? "" : Sparkline(r.daily), "` |\n");
+    out +=
+        absl::StrCat("| ", r.slo.name, " | ", Percent(r.slo.objective), " | ", WindowName(r), " | ",
+                     r.has_data() ? Percent(r.budget.sli) : "no data", " | ",
+                     r.has_data() ? Percent(r.budget.remaining, 2) : "no data",
+                     status == "EXHAUSTED" ? " **exhausted**" : "", " | ", Burn(b1h), " | ",
+                     Burn(b6h), " | ", Burn(bw), " | ", FiringAlerts(r), " | ", ExhaustionText(r),
+                     " | `", r.daily.empty() ? "" : Sparkline(r.daily), "` |\n");
   }
   for (const SloReport& r : reports) {
     for (const std::string& w : r.warnings) out += absl::StrCat("\n> ", r.slo.name, ": ", w, "\n");
@@ -240,10 +256,10 @@ std::string RenderReportJson(const std::vector<SloReport>& reports) {
     }
     j["alerts"] = alerts;
     j["exhaustion"] = ExhaustionText(r);
-    j["time_to_exhaustion_seconds"] =
-        r.exhaustion.kind == Exhaustion::kAt ? json(r.exhaustion.in_ms / 1000.0)
-        : r.exhaustion.kind == Exhaustion::kExhausted ? json(0)
-                                                      : json(nullptr);
+    j["time_to_exhaustion_seconds"] = r.exhaustion.kind == Exhaustion::kAt
+                                          ? json(r.exhaustion.in_ms / 1000.0)
+                                      : r.exhaustion.kind == Exhaustion::kExhausted ? json(0)
+                                                                                    : json(nullptr);
     json daily = json::array();
     for (const BudgetPoint& p : r.daily) {
       daily.push_back({{"time", FormatTimeRfc3339(p.t_ms)}, {"remaining", p.remaining}});
@@ -273,10 +289,12 @@ std::string RenderReportSvg(const std::vector<SloReport>& reports) {
     lo = std::floor(lo * 4) / 4;  // quarter steps
     int64_t t0 = r.window.start_ms, t1 = r.window.end_ms;
     auto x = [&](int64_t t) {
-      return kLeft + plot_w * static_cast<double>(t - t0) / static_cast<double>(std::max<int64_t>(t1 - t0, 1));
+      return kLeft + plot_w * static_cast<double>(t - t0) /
+                         static_cast<double>(std::max<int64_t>(t1 - t0, 1));
     };
     auto y = [&](double v) { return y0 + kTop + plot_h * (hi - v) / (hi - lo); };
-    out += absl::StrFormat("<g class=\"slo\" id=\"slo-%d\" data-slo=\"%s\">\n", i, Escape(r.slo.name));
+    out +=
+        absl::StrFormat("<g class=\"slo\" id=\"slo-%d\" data-slo=\"%s\">\n", i, Escape(r.slo.name));
     out += absl::StrFormat(
         "<text x=\"%.1f\" y=\"%.1f\" font-size=\"15\" font-weight=\"bold\">%s: error budget "
         "remaining (objective %s, %s)</text>\n",
@@ -291,9 +309,12 @@ std::string RenderReportSvg(const std::vector<SloReport>& reports) {
     // X ticks: start, quarters, end dates.
     for (int k = 0; k <= 4; ++k) {
       int64_t t = t0 + (t1 - t0) * k / 4;
-      out += absl::StrFormat(
-          "<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\">%s</text>\n", x(t),
-          y0 + kTop + plot_h + 18, k == 0 ? "start" : k == 4 ? "end" : "middle", DateOf(t));
+      out += absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" text-anchor=\"%s\">%s</text>\n", x(t),
+                             y0 + kTop + plot_h + 18,
+                             k == 0   ? "start"
+                             : k == 4 ? "end"
+                                      : "middle",
+                             DateOf(t));
     }
     out += absl::StrFormat(
         "<rect x=\"%.1f\" y=\"%.1f\" width=\"%.1f\" height=\"%.1f\" fill=\"none\" "
@@ -309,10 +330,13 @@ std::string RenderReportSvg(const std::vector<SloReport>& reports) {
         "stroke=\"#888\" stroke-width=\"1.5\" stroke-dasharray=\"6 4\"/>\n",
         x(t0), y(1), x(t1), y(0));
     if (r.chart.empty()) {
+      // In the lower-left corner: the objective line runs from the top-left to the bottom-right
+      // corner (lo is 0 without data), so it passes above text there that is shorter than about
+      // 80% of the plot's width (this is ~60%).
       out += absl::StrFormat(
-          "<text class=\"nodata\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"middle\" font-size=\"16\" "
-          "fill=\"#c00\">no data</text>\n",
-          kLeft + plot_w / 2, y0 + kTop + plot_h / 2);
+          "<text class=\"nodata\" x=\"%.1f\" y=\"%.1f\" text-anchor=\"start\" font-size=\"14\" "
+          "fill=\"#c00\">no data: the total-events query returned nothing</text>\n",
+          kLeft + 12, y0 + kTop + plot_h - 14);
     } else {
       std::string points;
       for (const BudgetPoint& p : r.chart) {
@@ -332,8 +356,8 @@ std::string RenderReportSvg(const std::vector<SloReport>& reports) {
         "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" stroke=\"#888\" "
         "stroke-dasharray=\"6 4\" stroke-width=\"1.5\"/><text x=\"%.1f\" y=\"%.1f\">objective "
         "pace (1x burn)</text>\n",
-        kLeft, ly - 4, kLeft + 24, ly - 4, kLeft + 30, ly, kLeft + 170, ly - 4, kLeft + 194,
-        ly - 4, kLeft + 200, ly);
+        kLeft, ly - 4, kLeft + 24, ly - 4, kLeft + 30, ly, kLeft + 170, ly - 4, kLeft + 194, ly - 4,
+        kLeft + 200, ly);
     out += "</g>\n";
   }
   out += "</svg>\n";

@@ -62,8 +62,8 @@ class Fetcher {
 
   // Bad events per step ending at each of `ends` (ends[0] may close a shorter first step of
   // `first_ms`); totals likewise.
-  absl::Status Steps(int64_t start_ms, int64_t end_ms, int64_t step_ms,
-                     std::vector<int64_t>* ends, std::vector<double>* bad) {
+  absl::Status Steps(int64_t start_ms, int64_t end_ms, int64_t step_ms, std::vector<int64_t>* ends,
+                     std::vector<double>* bad) {
     int64_t span = end_ms - start_ms;
     int64_t n = span / step_ms;
     int64_t partial = span - n * step_ms;
@@ -77,7 +77,8 @@ class Fetcher {
     }
     if (n == 0) return absl::OkStatus();
     int64_t first_end = start_ms + partial + step_ms;
-    absl::StatusOr<std::map<int64_t, double>> total = Range(slo_.total_query, step_ms, first_end, end_ms);
+    absl::StatusOr<std::map<int64_t, double>> total =
+        Range(slo_.total_query, step_ms, first_end, end_ms);
     if (!total.ok()) return total.status();
     bool good = !slo_.good_query.empty();
     absl::StatusOr<std::map<int64_t, double>> part =
@@ -163,7 +164,7 @@ const std::vector<AlertRule>& MultiWindowAlerts() {
 }
 
 const std::vector<int64_t>& BurnRateWindows() {
-  static const std::vector<int64_t> kWindows = {5 * kMinute, 30 * kMinute, kHour, 2 * kHour,
+  static const std::vector<int64_t> kWindows = {5 * kMinute, 30 * kMinute, kHour,   2 * kHour,
                                                 6 * kHour,   kDay,         3 * kDay};
   return kWindows;
 }
@@ -243,13 +244,15 @@ absl::StatusOr<SloReport> BuildReport(QuerySource& source, const SloDefinition& 
 
   std::vector<int64_t> ends;
   std::vector<double> bad;
-  if (absl::Status s = fetch.Steps(r.window.start_ms, r.window.end_ms, kDay, &ends, &bad); !s.ok()) {
+  if (absl::Status s = fetch.Steps(r.window.start_ms, r.window.end_ms, kDay, &ends, &bad);
+      !s.ok()) {
     return s;
   }
   r.daily = BurnDown(r.window.start_ms, ends, bad, r.budget.budget_events);
   int points = std::max(options.chart_points, 2);
   int64_t step = std::max<int64_t>(kMinute, (window_ms / points + kMinute - 1) / kMinute * kMinute);
-  if (absl::Status s = fetch.Steps(r.window.start_ms, r.window.end_ms, step, &ends, &bad); !s.ok()) {
+  if (absl::Status s = fetch.Steps(r.window.start_ms, r.window.end_ms, step, &ends, &bad);
+      !s.ok()) {
     return s;
   }
   r.chart = BurnDown(r.window.start_ms, ends, bad, r.budget.budget_events);

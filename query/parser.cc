@@ -384,8 +384,24 @@ class Parser {
 
   // --- grammar ---
 
-  // Binary expressions by precedence climbing; `^` is right-associative.
+  // Binary expressions by precedence climbing; `^` is right-associative. Every nested
+  // expression (parentheses, arguments, unary operands, right operands) comes through here, so
+  // the depth check bounds the recursion: a query nested deeper than kMaxNesting is refused
+  // instead of overflowing the stack (Go's growable stacks spare Prometheus this limit).
   ExprPtr ParseExpr(int min_prec) {
+    if (depth_ >= kMaxNesting) {
+      AddError(Peek().pos, absl::StrCat("expression nested more than ", kMaxNesting,
+                                        " levels deep"));
+      fatal_ = true;
+      return nullptr;
+    }
+    ++depth_;
+    ExprPtr e = ParseBinary(min_prec);
+    --depth_;
+    return e;
+  }
+
+  ExprPtr ParseBinary(int min_prec) {
     ExprPtr lhs = ParseUnary();
     while (!fatal_) {
       Tok op_tok = Peek().type;
@@ -717,9 +733,17 @@ class Parser {
 
   // Range/subquery brackets, `offset` and `@`, which bind tighter than any operator.
   ExprPtr ParsePostfix(ExprPtr e) {
+    // Each `[...]` wraps the tree once more (`x[1m:][1m:]...`): it counts towards the nesting.
+    int wraps = 0;
     while (!fatal_) {
       switch (Peek().type) {
         case Tok::kLeftBracket:
+          if (depth_ + ++wraps > kMaxNesting) {
+            AddError(Peek().pos, absl::StrCat("expression nested more than ", kMaxNesting,
+                                              " levels deep"));
+            fatal_ = true;
+            return nullptr;
+          }
           e = ParseBrackets(std::move(e));
           break;
         case Tok::kOffset:
@@ -1058,6 +1082,8 @@ class Parser {
   std::deque<Token> buf_;
   std::vector<Error> errors_;
   bool fatal_ = false;
+  static constexpr int kMaxNesting = 256;
+  int depth_ = 0;  // ParseExpr calls under way
   bool lexer_failed_ = false;
   int prev_end_ = 0;
   int aggregation_depth_ = 0;

@@ -10,6 +10,7 @@ packages=(
   libcpp-httplib-dev libsnappy-dev libgtest-dev libgmock-dev libbenchmark-dev
   libre2-dev libyaml-cpp-dev prometheus-cpp-dev nlohmann-json3-dev libcli11-dev libssl-dev zlib1g-dev
   prometheus curl python3
+  clang libclang-rt-14-dev  # libFuzzer + sanitizers for tests/fuzz (run_fuzzer.sh)
 )
 # With --bench, also the benchmark's peers and tools (bench/README.md).
 if [ "${1:-}" = "--bench" ]; then

@@ -1,23 +1,28 @@
 // Tests of the query side of the command line: time arguments, output formats, decoding of the
 // Prometheus HTTP API's JSON, and the embedded source over a real data directory.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <limits>
 #include <string>
-
-#include <gmock/gmock.h>
-#include <gtest/gtest.h>
+#include <thread>
 
 #include "cli/query_output.h"
 #include "cli/query_source.h"
 #include "cli/time_args.h"
+#include "httplib.h"
 #include "storage/db.h"
 
 namespace tidemark::cli {
 namespace {
 
+using ::testing::AllOf;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 constexpr int64_t kMar1 = 1709251200000;  // 2024-03-01T00:00:00Z
 
@@ -32,8 +37,8 @@ TEST(TimeArgs, ParsesRfc3339UnixAndRelative) {
   EXPECT_EQ(*ParseTimeArg("now-1h", now), now - 3600000);
   EXPECT_EQ(*ParseTimeArg("now+30m", now), now + 1800000);
   EXPECT_EQ(*ParseTimeArg("now-1d12h", now), now - 36 * 3600000LL);
-  for (const char* bad : {"", "yesterday", "now-", "now-1x", "2024-13-01T00:00:00Z", "0x10",
-                          "nan", "inf"}) {
+  for (const char* bad :
+       {"", "yesterday", "now-", "now-1x", "2024-13-01T00:00:00Z", "0x10", "nan", "inf"}) {
     absl::StatusOr<int64_t> t = ParseTimeArg(bad, now);
     EXPECT_FALSE(t.ok()) << bad;
     if (!t.ok()) {
@@ -77,9 +82,9 @@ TEST(QueryOutput, FormatValueAsPrometheus) {
 }
 
 promql::Vector TwoElements() {
-  return {{Labels::FromUnsorted({{"__name__", "up"}, {"job", "api"}}), kMar1, 1},
-          {Labels::FromUnsorted({{"__name__", "up"}, {"job", "db, main"}, {"zone", "a"}}), kMar1,
-           0.5}};
+  return {
+      {Labels::FromUnsorted({{"__name__", "up"}, {"job", "api"}}), kMar1, 1},
+      {Labels::FromUnsorted({{"__name__", "up"}, {"job", "db, main"}, {"zone", "a"}}), kMar1, 0.5}};
 }
 
 TEST(QueryOutput, VectorAsTableJsonCsv) {
@@ -107,7 +112,8 @@ TEST(QueryOutput, MatrixScalarAndLists) {
   EXPECT_EQ(RenderValue(promql::Scalar{kMar1 + 500, 3}, OutputFormat::kCsv),
             "timestamp,value\n1709251200.500,3\n");
   EXPECT_EQ(RenderStrings({"a", "b,c"}, OutputFormat::kCsv), "a\n\"b,c\"\n");
-  EXPECT_EQ(RenderStrings({"a"}, OutputFormat::kJson), "{\"data\":[\"a\"],\"status\":\"success\"}\n");
+  EXPECT_EQ(RenderStrings({"a"}, OutputFormat::kJson),
+            "{\"data\":[\"a\"],\"status\":\"success\"}\n");
   EXPECT_EQ(RenderSeries({Labels::FromUnsorted({{"__name__", "up"}, {"job", "x"}})},
                          OutputFormat::kTable),
             "up{job=\"x\"}\n");
@@ -133,7 +139,8 @@ TEST(HttpDecode, PrometheusResponses) {
   ASSERT_TRUE(v.ok()) << v.status();
   EXPECT_EQ(std::get<promql::Matrix>(*v)[0].samples[1], (Sample{kMar1 + 60000, 2.5}));
 
-  v = internal::DecodeQueryResponse(R"({"status":"success","data":{"resultType":"scalar","result":[1709251200,"4"]}})");
+  v = internal::DecodeQueryResponse(
+      R"({"status":"success","data":{"resultType":"scalar","result":[1709251200,"4"]}})");
   ASSERT_TRUE(v.ok());
   EXPECT_EQ(std::get<promql::Scalar>(*v).v, 4);
 
@@ -142,7 +149,10 @@ TEST(HttpDecode, PrometheusResponses) {
   EXPECT_EQ(v.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(std::string(v.status().message()), HasSubstr("parse error"));
   EXPECT_FALSE(internal::DecodeQueryResponse("<html>").ok());
-  EXPECT_FALSE(internal::DecodeQueryResponse(R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,2]}]}})").ok());
+  EXPECT_FALSE(
+      internal::DecodeQueryResponse(
+          R"({"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1,2]}]}})")
+          .ok());
 
   absl::StatusOr<std::vector<std::string>> names =
       internal::DecodeStringListResponse(R"({"status":"success","data":["__name__","job"]})");
@@ -178,9 +188,90 @@ TEST(HttpSource, BadUrlAndUnreachableServer) {
   EXPECT_THAT(std::string(v.status().message()), HasSubstr("cannot reach http://127.0.0.1:1"));
 }
 
+// A stand-in for an authenticating server: checks the bearer token and X-Scope-OrgID the CLI
+// sends, answering 401 / 403 as Tidemark does and a one-sample vector naming the tenant otherwise.
+class FakeAuthServer {
+ public:
+  FakeAuthServer() {
+    server_.Post("/api/v1/query", [](const httplib::Request& req, httplib::Response& res) {
+      std::string auth = req.get_header_value("Authorization");
+      std::string tenant =
+          req.has_header("X-Scope-OrgID") ? req.get_header_value("X-Scope-OrgID") : "anonymous";
+      if (auth.empty() || auth.rfind("Bearer ", 0) != 0) {
+        res.status = 401;
+        res.set_content("unauthorized: missing bearer token\n", "text/plain");
+      } else if (auth != "Bearer sesame") {
+        res.status = 401;
+        res.set_content("unauthorized: unknown token\n", "text/plain");
+      } else if (tenant != "team-a") {
+        res.status = 403;
+        res.set_content("forbidden: token \"a\" may not use tenant \"" + tenant + "\"\n",
+                        "text/plain");
+      } else {
+        res.set_content(R"({"status":"success","data":{"resultType":"vector","result":[)"
+                        R"({"metric":{"tenant":")" +
+                            tenant + R"("},"value":[1,"42"]}]}})",
+                        "application/json");
+      }
+    });
+    port_ = server_.bind_to_any_port("127.0.0.1");
+    thread_ = std::thread([this] { server_.listen_after_bind(); });
+    // The socket listens once bound; wait (bounded) for the accept loop too.
+    for (int i = 0; i < 500 && !server_.is_running(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+  }
+  ~FakeAuthServer() {
+    server_.stop();
+    thread_.join();
+  }
+  std::string url() const { return "http://127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  httplib::Server server_;
+  int port_ = 0;
+  std::thread thread_;
+};
+
+TEST(HttpSource, TokenAndTenantHeadersAndAuthErrors) {
+  FakeAuthServer server;
+  auto query = [&](const std::string& token, const std::string& tenant) {
+    HttpSourceOptions o = Url(server.url());
+    o.token = token;
+    o.tenant = tenant;
+    absl::StatusOr<std::unique_ptr<QuerySource>> s = NewHttpSource(o);
+    EXPECT_TRUE(s.ok());
+    return (*s)->Instant("up", kMar1);
+  };
+  absl::StatusOr<promql::Value> v = query("sesame", "team-a");
+  ASSERT_TRUE(v.ok()) << v.status();
+  const auto* vec = std::get_if<promql::Vector>(&*v);
+  ASSERT_NE(vec, nullptr);
+  ASSERT_EQ(vec->size(), 1u);
+  EXPECT_EQ((*vec)[0].labels.Get("tenant"), "team-a");
+
+  v = query("", "team-a");
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(v.status().message()),
+              AllOf(HasSubstr("HTTP 401"), HasSubstr("missing bearer token"),
+                    HasSubstr("give --token or --token-file"), Not(HasSubstr("\n"))));
+  v = query("wrong", "team-a");
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kUnauthenticated);
+  EXPECT_THAT(std::string(v.status().message()),
+              AllOf(HasSubstr("unknown token"), HasSubstr("check --token / --token-file")));
+  v = query("sesame", "team-b");
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(v.status().message()),
+              AllOf(HasSubstr("HTTP 403"), HasSubstr("may not read tenant \"team-b\""),
+                    HasSubstr("--tenant")));
+  v = query("sesame", "");
+  EXPECT_EQ(v.status().code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_THAT(std::string(v.status().message()), HasSubstr("may not read the default tenant"));
+}
+
 std::string TempDir(const std::string& name) {
-  std::string dir = ::testing::TempDir() + "/tidemark_cli_" + name + "_" +
-                    std::to_string(::getpid());
+  std::string dir =
+      ::testing::TempDir() + "/tidemark_cli_" + name + "_" + std::to_string(::getpid());
   std::filesystem::remove_all(dir);
   return dir;
 }
@@ -194,9 +285,11 @@ TEST(EmbeddedSource, QueriesLabelsAndSeriesReadOnly) {
     auto app = (*db)->NewAppender(kDefaultTenant);
     for (int i = 0; i <= 10; ++i) {
       ASSERT_TRUE(app->Append(Labels::FromUnsorted({{"__name__", "req_total"}, {"code", "200"}}),
-                              kMar1 + i * 60000, i * 10.0).ok());
+                              kMar1 + i * 60000, i * 10.0)
+                      .ok());
       ASSERT_TRUE(app->Append(Labels::FromUnsorted({{"__name__", "req_total"}, {"code", "500"}}),
-                              kMar1 + i * 60000, i * 1.0).ok());
+                              kMar1 + i * 60000, i * 1.0)
+                      .ok());
     }
     ASSERT_TRUE(app->Commit().ok());
     auto other = (*db)->NewAppender("team-b");
@@ -206,8 +299,7 @@ TEST(EmbeddedSource, QueriesLabelsAndSeriesReadOnly) {
   }
   absl::StatusOr<std::unique_ptr<QuerySource>> s = NewEmbeddedSource(Dir(dir));
   ASSERT_TRUE(s.ok()) << s.status();
-  absl::StatusOr<promql::Value> v =
-      (*s)->Instant("sum(increase(req_total[10m]))", kMar1 + 600000);
+  absl::StatusOr<promql::Value> v = (*s)->Instant("sum(increase(req_total[10m]))", kMar1 + 600000);
   ASSERT_TRUE(v.ok()) << v.status();
   ASSERT_EQ(std::get<promql::Vector>(*v).size(), 1u);
   EXPECT_DOUBLE_EQ(std::get<promql::Vector>(*v)[0].v, 110);
@@ -215,8 +307,8 @@ TEST(EmbeddedSource, QueriesLabelsAndSeriesReadOnly) {
       (*s)->Range("req_total{code=\"500\"}", kMar1, kMar1 + 600000, 300000);
   ASSERT_TRUE(m.ok()) << m.status();
   ASSERT_EQ(m->size(), 1u);
-  EXPECT_THAT((*m)[0].samples, ElementsAre(Sample{kMar1, 0}, Sample{kMar1 + 300000, 5},
-                                           Sample{kMar1 + 600000, 10}));
+  EXPECT_THAT((*m)[0].samples,
+              ElementsAre(Sample{kMar1, 0}, Sample{kMar1 + 300000, 5}, Sample{kMar1 + 600000, 10}));
   EXPECT_THAT(*(*s)->LabelValues("code", "", 0, kMar1 + 3600000), ElementsAre("200", "500"));
   EXPECT_THAT(*(*s)->LabelNames("", 0, kMar1 + 3600000), ElementsAre("__name__", "code"));
   absl::StatusOr<std::vector<Labels>> series = (*s)->Series("{code=\"500\"}", 0, kMar1 + 3600000);

@@ -1,15 +1,17 @@
 // Tests of SLO files (OpenSLO v1, Sloth), the error-budget and burn-rate arithmetic against
 // hand-computed cases, calendar windows, reports over an embedded store, renderings and rules.
-#include <cmath>
-#include <filesystem>
-#include <string>
+#include "cli/slo.h"
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <cmath>
+#include <filesystem>
+#include <regex>
+#include <string>
+
 #include "cli/query_source.h"
-#include "cli/slo.h"
 #include "cli/slo_render.h"
 #include "cli/slo_report.h"
 #include "cli/slo_rules.h"
@@ -46,10 +48,10 @@ TEST(SloMath, BudgetHandComputed) {
 }
 
 TEST(SloMath, BurnRates) {
-  EXPECT_NEAR(*BurnRate(0.99, Events{.bad = 50, .total = 1000}), 5, 1e-12);   // 5% of 1%
-  EXPECT_NEAR(*BurnRate(0.999, Events{.bad = 1, .total = 1000}), 1, 1e-9);    // exactly on pace
+  EXPECT_NEAR(*BurnRate(0.99, Events{.bad = 50, .total = 1000}), 5, 1e-12);  // 5% of 1%
+  EXPECT_NEAR(*BurnRate(0.999, Events{.bad = 1, .total = 1000}), 1, 1e-9);   // exactly on pace
   EXPECT_EQ(*BurnRate(0.999, Events{.bad = 0, .total = 10}), 0);
-  EXPECT_FALSE(BurnRate(0.999, std::nullopt).has_value());                    // no data
+  EXPECT_FALSE(BurnRate(0.999, std::nullopt).has_value());  // no data
   EXPECT_FALSE(BurnRate(0.999, Events{.bad = 0, .total = 0}).has_value());
 }
 
@@ -251,12 +253,17 @@ TEST(SloFile, ErrorsNameLineAndField) {
        "range selector"},
       {replace("apiVersion: openslo/v1\nkind: SLO", "apiVersion: openslo/v2\nkind: SLO"),
        "slos.yaml:1: apiVersion: \"openslo/v2\" is not supported"},
-      {replace("  objectives:\n    - target: 0.995\n", ""), "spec.objectives: must be a non-empty list"},
+      {replace("  objectives:\n    - target: 0.995\n", ""),
+       "spec.objectives: must be a non-empty list"},
       {"version: prometheus/v1\nservice: x\nslos:\n  - name: a\n    objective: 100\n    sli: {}\n",
        "slos.yaml:5: slos[0].objective: must be a percentage"},
       {"version: prometheus/v1\nservice: x\nslos:\n  - name: a\n    objective: 99\n    sli:\n"
        "      events: {total_query: sum(x)}\n",
        "slos.yaml:7: slos[0].sli.events.error_query: missing"},
+      {"version: prometheus/v1\nservice: x\nslos:\n"
+       "  - {name: a, objective: 99, sli: {events: {error_query: sum(e), total_query: sum(t)}}}\n"
+       "  - {name: a, objective: 90, sli: {events: {error_query: sum(e), total_query: sum(t)}}}\n",
+       "slos.yaml:5: SLO \"a\" is defined twice (first at slos.yaml:4)"},
       {"a: [1, 2\n", "slos.yaml:2: invalid YAML"},
       {"kind: Service\n", "apiVersion: missing"},
       {"", "no SLO found"},
@@ -353,10 +360,10 @@ void ExpectHandComputed(const SloReport& r) {
   EXPECT_NEAR(r.budget.consumed, 120.0 / 144, 1e-12);
   EXPECT_NEAR(r.budget.remaining, 24.0 / 144, 1e-12);
   EXPECT_NEAR(r.budget.remaining_events, 24, 1e-9);
-  EXPECT_NEAR(*BurnAt(r, 5 * kMin), 40, 1e-9);      // 20 of 50 = 40% of 1%
-  EXPECT_NEAR(*BurnAt(r, 30 * kMin), 40, 1e-9);     // 120 of 300
-  EXPECT_NEAR(*BurnAt(r, kHour), 20, 1e-9);         // 120 of 600
-  EXPECT_NEAR(*BurnAt(r, 2 * kHour), 10, 1e-9);     // 120 of 1200
+  EXPECT_NEAR(*BurnAt(r, 5 * kMin), 40, 1e-9);   // 20 of 50 = 40% of 1%
+  EXPECT_NEAR(*BurnAt(r, 30 * kMin), 40, 1e-9);  // 120 of 300
+  EXPECT_NEAR(*BurnAt(r, kHour), 20, 1e-9);      // 120 of 600
+  EXPECT_NEAR(*BurnAt(r, 2 * kHour), 10, 1e-9);  // 120 of 1200
   EXPECT_NEAR(*BurnAt(r, 6 * kHour), 10.0 / 3, 1e-9);
   EXPECT_NEAR(*BurnAt(r, kDay), 120.0 / 144, 1e-9);
   EXPECT_NEAR(*BurnAt(r, 3 * kDay), 120.0 / 144, 1e-9);  // only one day of data
@@ -423,6 +430,40 @@ TEST_F(SloReportTest, NoDataIsNotAHundredPercent) {
   EXPECT_THAT(r->warnings, ElementsAre(HasSubstr("counted as 0")));
 }
 
+// The "no data" text of an empty panel must not be drawn over the objective line: its box
+// (estimated at 0.6 em per character) lies entirely below the line at every x it covers.
+TEST_F(SloReportTest, NoDataSvgTextIsClearOfTheObjectiveLine) {
+  SloDefinition slo = Slo();
+  slo.total_query = "sum(missing_total)";
+  absl::StatusOr<SloReport> r = BuildReport(*source_, slo, {.eval_ms = kEnd});
+  ASSERT_TRUE(r.ok()) << r.status();
+  ASSERT_FALSE(r->has_data());
+  std::string svg = RenderReportSvg({*r});
+  std::smatch line, text;
+  ASSERT_TRUE(std::regex_search(svg, line,
+                                std::regex("<line class=\"objective\" x1=\"([0-9.]+)\" "
+                                           "y1=\"([0-9.]+)\" x2=\"([0-9.]+)\" "
+                                           "y2=\"([0-9.]+)\"")))
+      << svg;
+  ASSERT_TRUE(std::regex_search(svg, text,
+                                std::regex("<text class=\"nodata\" x=\"([0-9.]+)\" "
+                                           "y=\"([0-9.]+)\" text-anchor=\"start\" "
+                                           "font-size=\"([0-9]+)\"[^>]*>([^<]*)</text>")))
+      << svg;
+  double x1 = std::stod(line[1]), y1 = std::stod(line[2]);
+  double x2 = std::stod(line[3]), y2 = std::stod(line[4]);
+  double tx = std::stod(text[1]), baseline = std::stod(text[2]), size = std::stod(text[3]);
+  double width = 0.6 * size * static_cast<double>(text[4].length());
+  double top = baseline - size;
+  ASSERT_GT(x2, x1);
+  ASSERT_LE(tx + width, x2) << "the text runs out of the plot";
+  // The line's y at the text's left and right ends (it is straight, so these bound it).
+  for (double x : {tx, tx + width}) {
+    double ly = y1 + (y2 - y1) * (x - x1) / (x2 - x1);
+    EXPECT_LT(ly, top - 4) << "objective line crosses the no-data text at x=" << x;
+  }
+}
+
 TEST_F(SloReportTest, CalendarWindowAndExhaustion) {
   // Calendar month at 18:00 on the 1st: 18h of traffic, no failures yet.
   SloDefinition slo = Slo();
@@ -450,7 +491,8 @@ TEST_F(SloReportTest, Renderings) {
   absl::StatusOr<SloReport> r = BuildReport(*source_, Slo(), {.eval_ms = kEnd});
   ASSERT_TRUE(r.ok());
   std::string table = RenderReportTable({*r});
-  EXPECT_THAT(table, HasSubstr("api  99%        1d rolling  99.1667%  16.67%       20.00x   in 12m"));
+  EXPECT_THAT(table,
+              HasSubstr("api  99%        1d rolling  99.1667%  16.67%       20.00x   in 12m"));
   EXPECT_THAT(table, HasSubstr("SLI achieved   99.1667%  (120 bad of 14400 events)"));
   EXPECT_THAT(table, HasSubstr("alerts firing  page 14.4x 1h&5m\n"));
   std::string md = RenderReportMarkdown({*r});
@@ -465,8 +507,8 @@ TEST_F(SloReportTest, Renderings) {
 }
 
 TEST(SloRender, SparklineAndPercent) {
-  std::vector<BudgetPoint> p{{0, 1}, {1, 1}, {2, 0.99}, {3, 0.5}, {4, 0.125}, {5, 0.01}, {6, 0},
-                             {7, -0.5}};
+  std::vector<BudgetPoint> p{{0, 1},     {1, 1},    {2, 0.99}, {3, 0.5},
+                             {4, 0.125}, {5, 0.01}, {6, 0},    {7, -0.5}};
   EXPECT_EQ(Sparkline(p), "██▄▁▁··");
   EXPECT_EQ(Percent(0.999), "99.9%");
   EXPECT_EQ(Percent(0.99), "99%");

@@ -5,10 +5,13 @@ remote-written (protobuf and snappy encoded here, by hand) into a Tidemark start
 and into a real Prometheus 2.42. The report is run through --server (Tidemark), --storage.path
 (the same data directory, read-only, while the server keeps running and receiving writes) and
 --server (Prometheus), and every figure is checked against values computed here independently.
+A second Tidemark with auth tokens and three tenants checks --token, --token-file and --tenant
+(401/403 as clear errors, each tenant's own figures); promtool checks the `slo rules` output.
 
 usage: slo_test.py TIDEMARK_BINARY PROMETHEUS_BINARY
 """
 
+import hashlib
 import json
 import math
 import os
@@ -407,6 +410,191 @@ def report_json(tidemark_bin, source_args, files, at, extra=()):
     return docs
 
 
+# ------------------------------------------- --server with tokens and tenants
+
+AUTH_SLO = """\
+apiVersion: openslo/v1
+kind: SLO
+metadata:
+  name: tenant-errors
+spec:
+  service: web
+  indicator:
+    metadata:
+      name: tenant-errors
+    spec:
+      ratioMetric:
+        counter: true
+        bad:
+          metricSource:
+            type: Prometheus
+            spec:
+              query: sum(http_requests_total{code="500"})
+        total:
+          metricSource:
+            type: Prometheus
+            spec:
+              query: sum(http_requests_total)
+  timeWindow:
+    - duration: 1d
+      isRolling: true
+  objectives:
+    - target: 0.95
+"""
+
+# Failures per minute by tenant (of 100 requests a minute): each tenant's figures differ, so a
+# report or query that read the wrong tenant cannot pass.
+TENANT_ERRORS = {"team-a": 1, "team-b": 10, None: 50}
+
+
+def tenant_series(errors_per_min):
+    return {
+        (("__name__", "http_requests_total"), ("code", "200"), ("job", "web")):
+            [i * (100 - errors_per_min) for i in range(DAY_MIN + 1)],
+        (("__name__", "http_requests_total"), ("code", "500"), ("job", "web")):
+            [i * errors_per_min for i in range(DAY_MIN + 1)],
+    }
+
+
+def sha256_hex(text):
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_auth(tidemark_bin, work, failures):
+    """A Tidemark with auth tokens (stored as SHA-256 hashes) and three tenants, read through
+    --server with --token, --token-file and --tenant, and through --storage.path --tenant."""
+    tokens = {"writer": "w-secret-1", "reader": "r-secret-2", "team-a": "a-secret-3"}
+    config = os.path.join(work, "auth.yaml")
+    with open(config, "w") as f:
+        f.write("auth:\n  tokens:\n"
+                "    - {name: writer, sha256: %s, role: write, tenants: ['*']}\n"
+                "    - {name: reader, sha256: %s, role: read, tenants: ['*']}\n"
+                "    - {name: team-a, sha256: %s, role: read, tenants: [team-a]}\n" %
+                (sha256_hex(tokens["writer"]), sha256_hex(tokens["reader"]),
+                 sha256_hex(tokens["team-a"])))
+    # The token files hold a trailing newline, as `echo token > file` writes them.
+    token_files = {}
+    for name, token in tokens.items():
+        token_files[name] = os.path.join(work, "%s.token" % name)
+        with open(token_files[name], "w") as f:
+            f.write(token + "\n")
+    slo_file = os.path.join(work, "auth-slo.yaml")
+    with open(slo_file, "w") as f:
+        f.write(AUTH_SLO)
+    data_dir = os.path.join(work, "auth-data")
+    tm = harness.Tidemark(tidemark_bin, data_dir, work,
+                          ["--config.file=" + config, "--storage.retention=0",
+                           "--storage.fsync=never"]).start()
+    try:
+        status, _, _ = harness.http("POST", tm.url + "/api/v1/query",
+                                    params={"query": "1"}, timeout=10)
+        if status != 401:
+            failures.append("auth server answers %s without a token, want 401" % status)
+        for tenant, errors in TENANT_ERRORS.items():
+            series = tenant_series(errors)
+            headers = {"Authorization": "Bearer " + tokens["writer"]}
+            if tenant:
+                headers["X-Scope-OrgID"] = tenant
+            remote_write(tm.url + "/api/v1/write",
+                         [(labels, [(T0 + i * MIN, v[i]) for i in range(DAY_MIN + 1)])
+                          for labels, v in series.items()], headers)
+        at = str((T0 + DAY_MIN * MIN) // 1000)
+
+        def errors_seen(args, label):
+            out, _ = run_cli(tidemark_bin, ["query", "--format", "json", "--time", at,
+                                            'sum(http_requests_total{code="500"})'] + args)
+            result = json.loads(out)["data"]["result"]
+            if len(result) != 1:
+                failures.append("%s: %d series, want 1: %s" % (label, len(result), out[:300]))
+                return None
+            return float(result[0]["value"][1])
+
+        server = ["--server", tm.url]
+        cases = [
+            ("--token, --tenant team-a", ["--token", tokens["reader"], "--tenant", "team-a"],
+             "team-a"),
+            ("--token-file, --tenant team-b",
+             ["--token-file", token_files["reader"], "--tenant", "team-b"], "team-b"),
+            ("--token, no --tenant", ["--token", tokens["reader"]], None),
+            ("team-a's own token", ["--token-file", token_files["team-a"], "--tenant", "team-a"],
+             "team-a"),
+        ]
+        for label, args, tenant in cases:
+            got = errors_seen(server + args, "query " + label)
+            want = TENANT_ERRORS[tenant] * DAY_MIN
+            if got is not None and got != want:
+                failures.append("query %s: %s failures, want %s (tenant %s's data)" %
+                                (label, got, want, tenant))
+
+        # The SLO report, through the server and through the data directory, per tenant.
+        for label, args, tenant in [
+                ("--server --token-file --tenant team-a",
+                 server + ["--token-file", token_files["team-a"], "--tenant", "team-a"], "team-a"),
+                ("--server --token --tenant team-b",
+                 server + ["--token", tokens["reader"], "--tenant", "team-b"], "team-b"),
+                ("--storage.path --tenant team-b", ["--storage.path", data_dir, "--tenant",
+                                                    "team-b"], "team-b")]:
+            out, _ = run_cli(tidemark_bin, ["slo", "report", "--file", slo_file, "--format",
+                                            "json", "--time", at] + args)
+            slo = json.loads(out)["slos"][0]
+            bad = TENANT_ERRORS[tenant] * DAY_MIN
+            total = 100 * DAY_MIN
+            if not slo["has_data"]:
+                failures.append("slo report %s: no data" % label)
+                continue
+            close(slo["bad_events"], bad, "slo report %s bad_events" % label, failures)
+            close(slo["total_events"], total, "slo report %s total_events" % label, failures)
+            close(slo["sli"], 1 - bad / total, "slo report %s sli" % label, failures)
+            close(slo["error_budget"]["consumed"], (bad / total) / 0.05,
+                  "slo report %s budget consumed" % label, failures)
+
+        # Refusals surface as clear errors naming the HTTP status and what to change.
+        for label, args, needles in [
+                ("no token", [], ["HTTP 401", "give --token or --token-file"]),
+                ("a wrong token", ["--token", "nope"], ["HTTP 401", "not accepted",
+                                                        "--token-file"]),
+                ("a wrong token file", ["--token-file", token_files["writer"] + ".missing"],
+                 ["cannot read --token-file"]),
+                ("team-a's token for team-b",
+                 ["--token", tokens["team-a"], "--tenant", "team-b"],
+                 ["HTTP 403", 'may not read tenant "team-b"', "--tenant"]),
+                ("team-a's token without --tenant", ["--token", tokens["team-a"]],
+                 ["HTTP 403", "may not read the default tenant"]),
+                ("--token and --token-file", ["--token", "x", "--token-file",
+                                              token_files["reader"]], ["not both"])]:
+            for command in (["query", "--time", at, "up"],
+                            ["slo", "report", "--file", slo_file, "--time", at]):
+                _, err = run_cli(tidemark_bin, command + server + args, expect_rc=1)
+                missing = [n for n in needles if n not in err]
+                if missing or "Traceback" in err or len(err.strip().splitlines()) != 1:
+                    failures.append("%s with %s: error %r lacks %s" %
+                                    (command[0], label, err, missing))
+    finally:
+        tm.close()
+
+
+def check_rules_with_promtool(tidemark_bin, prometheus_bin, files, work, failures):
+    """`slo rules` must give rule files that Prometheus's own checker accepts: 8 recording rules
+    (7 burn-rate windows and the SLO window) and 2 alerts (page, ticket) per SLO."""
+    promtool = os.path.join(os.path.dirname(os.path.realpath(prometheus_bin)), "promtool")
+    if not os.path.exists(promtool):
+        promtool = shutil.which("promtool")
+    if not promtool:
+        failures.append("promtool not found (Debian's prometheus package ships it)")
+        return
+    for path, slos in files:
+        out, _ = run_cli(tidemark_bin, ["slo", "rules", "--file", path])
+        rules = os.path.join(work, os.path.basename(path) + ".rules.yml")
+        with open(rules, "w") as f:
+            f.write(out)
+        proc = subprocess.run([promtool, "check", "rules", rules], capture_output=True,
+                              timeout=60)
+        text = (proc.stdout + proc.stderr).decode(errors="replace")
+        if proc.returncode != 0 or ("SUCCESS: %d rules found" % (10 * slos)) not in text:
+            failures.append("promtool check rules %s (exit %d): %s" %
+                            (rules, proc.returncode, text[-1500:]))
+
+
 def main():
     tidemark_bin, prometheus_bin = sys.argv[1], sys.argv[2]
     work = harness.temp_dir("tidemark-slo-")
@@ -546,7 +734,14 @@ def main():
         if "cannot reach" not in err:
             failures.append("unreachable server error: %s" % err)
 
-        # 7. labels / label-values / series through both sources.
+        # 7. --server with --token / --token-file / --tenant against a server with auth on.
+        check_auth(tidemark_bin, work, failures)
+
+        # 8. `slo rules` is a valid Prometheus rule file.
+        check_rules_with_promtool(tidemark_bin, prometheus_bin, [(openslo, 3), (sloth, 2)],
+                                  work, failures)
+
+        # 9. labels / label-values / series through both sources.
         for src in (["--server", tm.url], ["--storage.path", data_dir]):
             out, _ = run_cli(tidemark_bin, ["label-values", "code"] + src)
             if out.split() != ["200", "500"]:

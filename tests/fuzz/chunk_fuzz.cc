@@ -1,11 +1,7 @@
 // libFuzzer target: decodes arbitrary bytes as a chunk. Decoding must never crash or read out
 // of bounds; it ends with OK or DataLoss. A chunk that decodes is re-encoded and must decode to
-// the same samples. Not part of the default build (needs clang); build and run with:
-//
-//   clang++ -std=c++20 -g -O1 -fsanitize=fuzzer,address,undefined -I. \
-//     tests/fuzz/chunk_fuzz.cc storage/chunk.cc \
-//     $(pkg-config --libs absl_status absl_statusor absl_strings) -o /tmp/chunk_fuzz
-//   /tmp/chunk_fuzz -max_total_time=60 tests/fuzz/corpus/chunk/
+// the same samples. Build and run with tests/fuzz/run_fuzzer.sh chunk_fuzz SECONDS (ctest label
+// `fuzz`).
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>

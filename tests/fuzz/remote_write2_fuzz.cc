@@ -1,8 +1,8 @@
 // libFuzzer target for remote write 2.0 decoding (ingest/remote_write.h, HandleRemoteWrite2).
 // The input is a protobuf body, snappy-compressed here so that the fuzzer explores the
 // `io.prometheus.write.v2.Request` decoder (symbol references, metadata, exemplars) rather than
-// snappy; a leading 0xff byte sends the rest as the raw (compressed) body instead. Not part of
-// the default build; build and run with tests/fuzz/build_remote_write2_fuzz.sh.
+// snappy; a leading 0xff byte sends the rest as the raw (compressed) body instead. Built and run
+// by tests/fuzz/run_fuzzer.sh remote_write2_fuzz SECONDS (ctest label `fuzz`).
 //
 // Invariants checked beyond "no crash, no sanitizer report":
 //   - every appended series and every exemplar series is canonical and non-empty;

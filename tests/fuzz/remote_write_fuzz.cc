@@ -1,6 +1,6 @@
 // libFuzzer target for remote write 1.0 decoding (ingest/remote_write.h): arbitrary bytes as a
 // snappy body, appended through an appender that accepts everything and checks what it is
-// given. Not part of the default build; build and run with tests/fuzz/build_remote_write_fuzz.sh.
+// given. Built and run by tests/fuzz/run_fuzzer.sh remote_write_fuzz SECONDS (ctest label `fuzz`).
 //
 // Invariants checked beyond "no crash, no sanitizer report":
 //   - every appended label set is canonical (Labels::Validate) and non-empty;

@@ -995,3 +995,37 @@ TEST(Functions, Table) {
 
 }  // namespace
 }  // namespace tidemark::promql
+
+namespace tidemark::promql {
+namespace {
+
+// A query nested far deeper than any real one must be refused with a parse error, not crash the
+// server by overflowing the stack (found by tests/fuzz/promql_fuzz.cc).
+TEST(ParserLimits, DeepNestingIsAnErrorNotACrash) {
+  for (const std::string& open : {std::string("("), std::string("-"), std::string("abs(")}) {
+    std::string query;
+    for (int i = 0; i < 10000; ++i) query += open;
+    query += "1";
+    if (open != "-") query += std::string(10000, ')');
+    absl::StatusOr<ExprPtr> e = Parse(query);
+    ASSERT_FALSE(e.ok()) << open;
+    EXPECT_NE(e.status().message().find("nested more than 256 levels deep"), std::string::npos)
+        << e.status();
+  }
+  std::string chain = "x";
+  for (int i = 0; i < 10000; ++i) chain += "[1m:]";
+  EXPECT_FALSE(Parse(chain).ok());
+  std::string pow = "1";
+  for (int i = 0; i < 10000; ++i) pow += "^1";
+  EXPECT_FALSE(Parse(pow).ok());
+
+  // Real queries stay far below the limit.
+  std::string deep;
+  for (int i = 0; i < 200; ++i) deep += "(";
+  deep += "up";
+  deep += std::string(200, ')');
+  EXPECT_TRUE(Parse(deep).ok());
+}
+
+}  // namespace
+}  // namespace tidemark::promql
