@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <charconv>
+#include <limits>
 #include <fstream>
 #include <set>
 #include <sstream>
@@ -88,12 +89,20 @@ absl::Status ParseInto(const YAML::Node& root, Config& config) {
     return s;
   }
   if (const YAML::Node storage = root["storage"]) {
-    if (auto s = CheckKeys(storage, "storage", {"path", "retention", "fsync"}); !s.ok()) return s;
+    if (auto s = CheckKeys(storage, "storage", {"path", "retention", "fsync", "memory_budget"}); !s.ok()) return s;
     if (storage["path"]) config.storage_path = storage["path"].as<std::string>();
     if (storage["retention"]) {
       absl::StatusOr<int64_t> ms = DurationKey(storage["retention"], "storage.retention");
       if (!ms.ok()) return ms.status();
       config.retention_ms = *ms;
+    }
+    if (storage["memory_budget"]) {
+      absl::StatusOr<int64_t> bytes = ParseByteSize(storage["memory_budget"].as<std::string>());
+      if (!bytes.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("storage.memory_budget: ", bytes.status().message()));
+      }
+      config.memory_budget_bytes = *bytes;
     }
     if (storage["fsync"]) {
       absl::StatusOr<SyncPolicy> sync = ParseSyncPolicy(storage["fsync"].as<std::string>());
@@ -182,6 +191,29 @@ absl::Status ParseInto(const YAML::Node& root, Config& config) {
 }
 
 }  // namespace
+
+absl::StatusOr<int64_t> ParseByteSize(std::string_view text) {
+  static constexpr std::pair<std::string_view, int64_t> kUnits[] = {
+      {"KiB", 1LL << 10}, {"MiB", 1LL << 20}, {"GiB", 1LL << 30}, {"KB", 1000},
+      {"MB", 1000 * 1000}, {"GB", 1000 * 1000 * 1000}, {"B", 1}};
+  std::string_view number = text;
+  int64_t unit = 1;
+  for (const auto& [suffix, factor] : kUnits) {
+    if (number.size() > suffix.size() && number.ends_with(suffix)) {
+      number.remove_suffix(suffix.size());
+      unit = factor;
+      break;
+    }
+  }
+  int64_t n = 0;
+  auto [end, err] = std::from_chars(number.data(), number.data() + number.size(), n);
+  if (err != std::errc() || end != number.data() + number.size() || n <= 0 ||
+      n > std::numeric_limits<int64_t>::max() / unit) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "\"", std::string(text), "\" is not a byte size (e.g. 268435456, 512MiB, 2GB)"));
+  }
+  return n * unit;
+}
 
 absl::StatusOr<SyncPolicy> ParseSyncPolicy(std::string_view text) {
   if (text == "always") return SyncPolicy::kAlways;

@@ -1,6 +1,7 @@
 // Config: the settings of `tidemark serve`, read from a YAML file (flags override it).
 //
-//   storage: {path: ./data, retention: 15d, fsync: always}      # fsync: always | never
+//   storage: {path: ./data, retention: 15d, fsync: always,       # fsync: always | never
+//             memory_budget: 256MiB}
 //   web:     {listen_address: "127.0.0.1:9201", allow_unauthenticated_remote: false,
 //             max_request_bytes: 33554432}
 //   query:   {timeout: 2m, max_samples: 50000000, lookback_delta: 5m}
@@ -31,6 +32,7 @@ struct Config {
   std::string storage_path = "./data";
   int64_t retention_ms = 15LL * 24 * 3600 * 1000;
   SyncPolicy sync = SyncPolicy::kAlways;
+  int64_t memory_budget_bytes = 256LL << 20;
 
   std::string listen_address = "127.0.0.1:9201";
   bool allow_unauthenticated_remote = false;
@@ -49,6 +51,10 @@ struct Config {
 absl::StatusOr<Config> ParseConfig(std::string_view yaml);
 // Reads and parses a file; NotFound when it cannot be read.
 absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// A byte size: a whole number of bytes, or with a unit B, KB, MB, GB (powers of 1000) or KiB,
+// MiB, GiB (powers of 1024), e.g. "512MiB". InvalidArgument when malformed or not positive.
+absl::StatusOr<int64_t> ParseByteSize(std::string_view text);
 
 // "always" | "never".
 absl::StatusOr<SyncPolicy> ParseSyncPolicy(std::string_view text);

@@ -66,12 +66,22 @@ ServerMetrics::ServerMetrics(const BuildInfo& build)
     return &prometheus::BuildGauge().Name(name).Help(help).Register(r).Add({});
   };
   active_series_ = gauge("tidemark_active_series", "Series with an open head chunk.");
-  head_series_ = gauge("tidemark_head_series", "Series known to the index.");
+  series_ = gauge("tidemark_series", "Series known to the index (estimate).");
+  head_series_ = gauge("tidemark_head_series", "Series held in the in-memory head.");
   head_chunks_ = gauge("tidemark_head_chunks", "Open chunks in the in-memory head.");
   head_samples_ = gauge("tidemark_head_samples", "Samples in the in-memory head.");
   wal_bytes_ = gauge("tidemark_wal_bytes", "Write-ahead log bytes not yet released.");
   storage_bytes_ = gauge("tidemark_storage_bytes", "Bytes of all RocksDB files.");
   ready_ = gauge("tidemark_ready", "1 once the database is open and recovered.");
+  memory_budget_ = gauge("tidemark_memory_budget_bytes",
+                         "Memory budget shared by the head, memtables and block cache.");
+  auto& memory = prometheus::BuildGauge()
+                     .Name("tidemark_memory_bytes")
+                     .Help("Estimated memory in use, by component.")
+                     .Register(r);
+  memory_head_ = &memory.Add({{"component", "head"}});
+  memory_memtables_ = &memory.Add({{"component", "memtables"}});
+  memory_block_cache_ = &memory.Add({{"component", "block_cache"}});
   prometheus::BuildGauge()
       .Name("tidemark_build_info")
       .Help("Build information; the value is always 1.")
@@ -108,7 +118,12 @@ std::string ServerMetrics::Render(const Stats* stats) {
   ready_->Set(stats != nullptr ? 1 : 0);
   if (stats != nullptr) {
     active_series_->Set(static_cast<double>(stats->active_series));
-    head_series_->Set(static_cast<double>(stats->series));
+    series_->Set(static_cast<double>(stats->series));
+    head_series_->Set(static_cast<double>(stats->head_series));
+    memory_budget_->Set(static_cast<double>(stats->memory_budget_bytes));
+    memory_head_->Set(static_cast<double>(stats->head_bytes));
+    memory_memtables_->Set(static_cast<double>(stats->memtable_bytes));
+    memory_block_cache_->Set(static_cast<double>(stats->block_cache_bytes));
     head_chunks_->Set(static_cast<double>(stats->head_chunks));
     head_samples_->Set(static_cast<double>(stats->head_samples));
     wal_bytes_->Set(static_cast<double>(stats->wal_bytes));

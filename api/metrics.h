@@ -56,7 +56,12 @@ class ServerMetrics {
   prometheus::Family<prometheus::Counter>* rejected_;
   prometheus::Family<prometheus::Counter>* remote_write_;
   prometheus::Gauge* active_series_;
+  prometheus::Gauge* series_;
   prometheus::Gauge* head_series_;
+  prometheus::Gauge* memory_budget_;
+  prometheus::Gauge* memory_head_;
+  prometheus::Gauge* memory_memtables_;
+  prometheus::Gauge* memory_block_cache_;
   prometheus::Gauge* head_chunks_;
   prometheus::Gauge* head_samples_;
   prometheus::Gauge* wal_bytes_;

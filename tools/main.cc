@@ -38,6 +38,7 @@ struct ServeFlags {
   std::string listen_address;
   std::string retention;
   std::string fsync;
+  std::string memory_budget;
   std::string query_timeout;
   std::string lookback_delta;
   int64_t max_samples = 0;
@@ -116,6 +117,11 @@ int Serve(const ServeFlags& flags, const CLI::App& cmd) {
     if (!sync.ok()) return Fail(absl::StrCat("--storage.fsync: ", sync.status().message()));
     config.sync = *sync;
   }
+  if (given("--storage.memory-budget")) {
+    absl::StatusOr<int64_t> bytes = api::ParseByteSize(flags.memory_budget);
+    if (!bytes.ok()) return Fail(absl::StrCat("--storage.memory-budget: ", bytes.status().message()));
+    config.memory_budget_bytes = *bytes;
+  }
   if (given("--query.timeout")) {
     absl::StatusOr<int64_t> ms = api::ParseModelDuration(flags.query_timeout);
     if (!ms.ok()) return Fail(absl::StrCat("--query.timeout: ", ms.status().message()));
@@ -163,6 +169,7 @@ int Serve(const ServeFlags& flags, const CLI::App& cmd) {
       {"storage.path", config.storage_path},
       {"storage.retention", options.storage_retention},
       {"storage.fsync", config.sync == SyncPolicy::kAlways ? "always" : "never"},
+      {"storage.memory-budget", std::to_string(config.memory_budget_bytes)},
       {"web.listen-address", config.listen_address},
       {"web.allow-unauthenticated-remote", config.allow_unauthenticated_remote ? "true" : "false"},
       {"query.timeout", promql::FormatDuration(config.query_timeout_ms)},
@@ -180,6 +187,7 @@ int Serve(const ServeFlags& flags, const CLI::App& cmd) {
   db_options.path = config.storage_path;
   db_options.sync = config.sync;
   db_options.retention_ms = config.retention_ms;
+  db_options.memory_budget_bytes = config.memory_budget_bytes;
   absl::StatusOr<std::unique_ptr<DB>> db = DB::Open(db_options);
   if (!db.ok()) {
     server.Shutdown();
@@ -237,6 +245,8 @@ int main(int argc, char** argv) {
                     "How long to keep samples, e.g. 15d, 720h (default 15d; 0 keeps all)");
   serve->add_option("--storage.fsync", flags.fsync,
                     "When acknowledged samples reach the disk: always | never (default always)");
+  serve->add_option("--storage.memory-budget", flags.memory_budget,
+                    "Memory for the head, memtables and block cache, e.g. 512MiB (default 256MiB)");
   serve->add_option("--query.timeout", flags.query_timeout, "Query timeout (default 2m)");
   serve->add_option("--query.max-samples", flags.max_samples,
                     "Samples one query may load at once (default 50000000)");

@@ -242,6 +242,9 @@ TEST_F(ServerTest, RemoteWriteThenQuery) {
   EXPECT_THAT(res->body, HasSubstr("tidemark_http_request_duration_seconds_bucket{"));
   EXPECT_THAT(res->body, HasSubstr("tidemark_query_duration_seconds_count{endpoint=\"query_range\"} 1"));
   EXPECT_THAT(res->body, HasSubstr("tidemark_active_series "));
+  EXPECT_THAT(res->body, HasSubstr("tidemark_head_series 1"));  // one series written above
+  EXPECT_THAT(res->body, HasSubstr(R"(tidemark_memory_bytes{component="head"} )"));
+  EXPECT_THAT(res->body, HasSubstr("tidemark_memory_budget_bytes 268435456"));
   EXPECT_THAT(res->body, HasSubstr("tidemark_build_info{"));
 }
 

@@ -301,6 +301,22 @@ auth:
   EXPECT_EQ(auth.Check("Bearer t", Permission::kRead, "q").code, 0);
 }
 
+TEST(ConfigTest, MemoryBudgetAndByteSizes) {
+  EXPECT_EQ(ParseConfig("")->memory_budget_bytes, 256LL << 20);
+  absl::StatusOr<Config> config = ParseConfig("storage: {memory_budget: 1GiB}");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->memory_budget_bytes, 1LL << 30);
+  EXPECT_EQ(*ParseByteSize("268435456"), 268435456);
+  EXPECT_EQ(*ParseByteSize("512MiB"), 512LL << 20);
+  EXPECT_EQ(*ParseByteSize("2GB"), 2'000'000'000);
+  EXPECT_EQ(*ParseByteSize("10KB"), 10'000);
+  EXPECT_EQ(*ParseByteSize("7B"), 7);
+  for (const char* bad : {"", "MiB", "0", "-5MiB", "1.5GiB", "12 MiB", "9999999999999GiB", "x"}) {
+    EXPECT_FALSE(ParseByteSize(bad).ok()) << bad;
+  }
+  EXPECT_FALSE(ParseConfig("storage: {memory_budget: lots}").ok());
+}
+
 TEST(ConfigTest, DefaultsAndErrors) {
   absl::StatusOr<Config> empty = ParseConfig("");
   ASSERT_TRUE(empty.ok()) << empty.status();
