@@ -13,6 +13,7 @@
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
 #include "query/lexer.h"
+#include "query/selection_heap.h"
 
 namespace tidemark::promql::internal {
 namespace {
@@ -36,92 +37,13 @@ bool ConvertibleToInt64(double v) {
   return v <= 9223372036854774784.0 && v >= -9223372036854775808.0;
 }
 
-// A min-heap (topk) or max-heap (bottomk) of input elements with Go's container/heap
-// algorithms, so that ties and NaNs resolve exactly as in Prometheus.
-class SelectionHeap {
- public:
-  explicit SelectionHeap(bool bottom) : bottom_(bottom) {}
-
-  // Prometheus's vectorByValueHeap / vectorByReverseValueHeap ordering; NaN is "least".
-  bool Less(size_t i, size_t j) const {
-    double a = items_[i]->v, b = items_[j]->v;
-    if (std::isnan(a)) return true;
-    return bottom_ ? a > b : a < b;
-  }
-
-  size_t size() const { return items_.size(); }
-  const VectorElement* top() const { return items_[0]; }
-  void ReplaceTop(const VectorElement* e) { items_[0] = e; }
-
-  void Push(const VectorElement* e) {
-    items_.push_back(e);
-    Up(items_.size() - 1);
-  }
-
-  void Pop() {
-    size_t n = items_.size() - 1;
-    std::swap(items_[0], items_[n]);
-    Down(0, n);
-    items_.pop_back();
-  }
-
-  // The elements in the order of sort.Sort(sort.Reverse(heap)): highest (topk) or lowest
-  // (bottomk) first. Go sorts up to 12 elements with a (stable) insertion sort under the
-  // reversed Less; we reproduce that, and sort longer heaps stably with NaNs last.
-  std::vector<const VectorElement*> SortedOutput() {
-    std::vector<const VectorElement*>& d = items_;
-    auto rev_less = [this](const VectorElement* x, const VectorElement* y) {
-      // Reverse(heap).Less(x, y) == heap.Less(y, x).
-      if (std::isnan(y->v)) return true;
-      return bottom_ ? y->v > x->v : y->v < x->v;
-    };
-    if (d.size() <= 12) {
-      for (size_t i = 1; i < d.size(); ++i) {
-        for (size_t j = i; j > 0 && rev_less(d[j], d[j - 1]); --j) std::swap(d[j], d[j - 1]);
-      }
-    } else {
-      std::stable_sort(d.begin(), d.end(), [this](const VectorElement* x, const VectorElement* y) {
-        if (std::isnan(x->v)) return false;
-        if (std::isnan(y->v)) return true;
-        return bottom_ ? x->v < y->v : x->v > y->v;
-      });
-    }
-    return d;
-  }
-
- private:
-  void Up(size_t j) {
-    while (j > 0) {
-      size_t i = (j - 1) / 2;
-      if (!Less(j, i)) break;
-      std::swap(items_[i], items_[j]);
-      j = i;
-    }
-  }
-
-  void Down(size_t i, size_t n) {
-    while (true) {
-      size_t j1 = 2 * i + 1;
-      if (j1 >= n) break;
-      size_t j = j1;
-      if (size_t j2 = j1 + 1; j2 < n && Less(j2, j1)) j = j2;
-      if (!Less(j, i)) break;
-      std::swap(items_[i], items_[j]);
-      i = j;
-    }
-  }
-
-  bool bottom_;
-  std::vector<const VectorElement*> items_;
-};
-
 struct Group {
   Labels labels;
   double value = 0;
   double mean = 0;
   int64_t count = 0;
   std::vector<double> values;  // quantile
-  std::optional<SelectionHeap> heap;  // topk, bottomk
+  std::optional<SelectionHeap<VectorElement>> heap;  // topk, bottomk
 };
 
 }  // namespace
@@ -279,22 +201,7 @@ absl::StatusOr<Vector> Aggregate(const AggregateExpr& agg, const Vector& in,
         break;
       }
       case AggregateOp::kTopk:
-      case AggregateOp::kBottomk: {
-        SelectionHeap& h = *g.heap;
-        double top = h.top()->v;
-        bool better = op == AggregateOp::kTopk ? top < e.v : top > e.v;
-        if (static_cast<int64_t>(h.size()) < k || better || std::isnan(top)) {
-          if (static_cast<int64_t>(h.size()) == k) {
-            if (k == 1) {
-              h.ReplaceTop(&e);
-              break;
-            }
-            h.Pop();
-          }
-          h.Push(&e);
-        }
-        break;
-      }
+      case AggregateOp::kBottomk: g.heap->Offer(&e, k); break;
       case AggregateOp::kQuantile: g.values.push_back(e.v); break;
     }
   }

@@ -72,9 +72,8 @@ absl::StatusOr<Vector> SetOperation(const BinaryExpr& b, const VectorMatching& m
   return absl::InternalError("BUG: not a set operator");
 }
 
-// Prometheus's resultMetric: the labels of the "many" side `many`, less the metric name for
-// arithmetic, narrowed to the matching labels for one-to-one matching, with the include labels
-// of group_x copied from the "one" side `one`.
+}  // namespace
+
 Labels ResultLabels(const Labels& many, const Labels& one, BinaryOp op,
                     const VectorMatching& matching) {
   Labels out = DropsMetricName(op) ? many.Without(kMetricNameLabel) : many;
@@ -86,8 +85,6 @@ Labels ResultLabels(const Labels& many, const Labels& one, BinaryOp op,
   }
   return out;
 }
-
-}  // namespace
 
 std::pair<double, bool> ApplyBinaryOp(BinaryOp op, double l, double r) {
   switch (op) {

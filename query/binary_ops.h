@@ -21,6 +21,12 @@ std::pair<double, bool> ApplyBinaryOp(BinaryOp op, double l, double r);
 // True for the operators whose result drops the metric name (+ - * / % ^; not atan2).
 bool DropsMetricName(BinaryOp op);
 
+// Prometheus's resultMetric: the labels of the "many" side `many`, less the metric name for
+// arithmetic, narrowed to the matching labels for one-to-one matching, with the include labels
+// of group_x copied from the "one" side `one`.
+Labels ResultLabels(const Labels& many, const Labels& one, BinaryOp op,
+                    const VectorMatching& matching);
+
 // scalar op scalar; comparisons give 1 or 0.
 double ScalarBinary(BinaryOp op, double l, double r);
 

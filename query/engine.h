@@ -33,6 +33,9 @@ struct EngineOptions {
   // The step of a subquery written without one (`m[1h:]`): Prometheus's global
   // evaluation_interval, 1m by default.
   int64_t default_subquery_step_ms = 60 * 1000;
+  // Range queries are evaluated column by column (each series over all steps at once) where
+  // that gives exactly the step-by-step answer; false evaluates every step in turn (for tests).
+  bool columnar_range_queries = true;
 };
 
 struct QueryParams {

@@ -17,6 +17,7 @@
 #include "query/aggregation.h"
 #include "query/binary_ops.h"
 #include "query/functions_eval.h"
+#include "query/range_eval.h"
 
 namespace tidemark::promql::internal {
 namespace {
@@ -53,19 +54,13 @@ void ForEachSelector(const Expr& expr, F&& f, const MatrixSelector* matrix = nul
   }
 }
 
-// The series of one selector, loaded once for the whole query.
-struct LoadedSeries {
-  Labels labels;
-  std::vector<Sample> samples;  // increasing time, may hold stale markers
-};
-
 struct EvalRange {
   int64_t start_ms = 0;
   int64_t end_ms = 0;
   int64_t step_ms = 0;  // 0 for an instant query
 };
 
-class Evaluator {
+class Evaluator final : public ColumnSource {
  public:
   Evaluator(const EngineOptions& options, const QueryParams& params, EvalRange range,
             QueryStats* stats)
@@ -109,10 +104,46 @@ class Evaluator {
         if (absl::Status st = it.status(); !st.ok()) return st;
         loaded += static_cast<int64_t>(loaded_series.samples.size());
         if (loaded > options_.max_samples) return TooManySamples();
+        // Range selectors never read stale markers: drop them once here, so that a window is
+        // a span of the loaded samples.
+        if (n.in_range) std::erase_if(loaded_series.samples, [](const Sample& smp) {
+          return IsStaleNaN(smp.v);
+        });
         if (!loaded_series.samples.empty()) out.push_back(std::move(loaded_series));
       }
     }
     return absl::OkStatus();
+  }
+
+  // ColumnSource.
+  const std::vector<LoadedSeries>& Loaded(const VectorSelector& vs) override {
+    return data_[&vs];
+  }
+  int64_t RefTime(const VectorSelector& vs, int64_t t) const override {
+    return SelectorTime(vs, t);
+  }
+  absl::Status CheckInterrupted() const override { return Interrupted(); }
+  absl::StatusOr<Value> EvalStep(const Expr& expr, int64_t t, int64_t* held,
+                                 int64_t* queried) override {
+    const int64_t saved_step = step_samples_, saved_result = result_samples_;
+    const int64_t queried_before = stats_->total_queryable_samples;
+    step_samples_ = 0;
+    result_samples_ = 0;
+    absl::StatusOr<Value> v = Eval(expr, t);
+    *held += step_samples_;
+    *queried += stats_->total_queryable_samples - queried_before;
+    step_samples_ = saved_step;
+    result_samples_ = saved_result;
+    return v;
+  }
+
+  // Forgets what an evaluation did (stats, per-step state), keeping the loaded series, so that
+  // the query can be evaluated again.
+  void Reset() {
+    *stats_ = QueryStats();
+    subquery_cache_.clear();
+    step_samples_ = 0;
+    result_samples_ = 0;
   }
 
   // Starts a new evaluation step: the samples of the previous step are released.
@@ -146,7 +177,7 @@ class Evaluator {
   }
 
  private:
-  absl::Status CheckInterrupted() const {
+  absl::Status Interrupted() const {
     if (params_.cancelled != nullptr && params_.cancelled->load(std::memory_order_relaxed)) {
       return absl::CancelledError("query was canceled in expression evaluation");
     }
@@ -171,7 +202,7 @@ class Evaluator {
 
   // The time a selector reads at when the query is evaluated at `t`: @ replaces t, then the
   // offset moves it back.
-  int64_t RefTime(const VectorSelector& vs, int64_t t) const {
+  int64_t SelectorTime(const VectorSelector& vs, int64_t t) const {
     switch (vs.at.kind) {
       case AtModifier::Kind::kNone: break;
       case AtModifier::Kind::kTimestamp: t = vs.at.timestamp_ms; break;
@@ -198,24 +229,23 @@ class Evaluator {
     return Value(std::move(out));
   }
 
-  // The non-stale samples of each series in [ref - range, ref]; series without any are left out.
-  absl::StatusOr<Matrix> SelectWindows(const MatrixSelector& ms, int64_t t) {
+  // The non-stale samples of each series in [ref - range, ref] (the loaded samples of a range
+  // selector hold no stale markers), read in place; series without any are left out.
+  absl::StatusOr<std::vector<WindowSeries>> SelectWindows(const MatrixSelector& ms, int64_t t) {
     if (absl::Status st = CheckInterrupted(); !st.ok()) return st;
     const auto& vs = *ms.selector->As<VectorSelector>();
     int64_t ref = RefTime(vs, t);
     int64_t lo = ref - ms.range_ms;
-    Matrix out;
+    std::vector<WindowSeries> out;
     int64_t points = 0;
     for (const LoadedSeries& s : data_[&vs]) {
       auto begin = std::lower_bound(s.samples.begin(), s.samples.end(), lo,
                                     [](const Sample& smp, int64_t x) { return smp.t < x; });
-      MatrixSeries series{s.labels, {}};
-      for (auto it = begin; it != s.samples.end() && it->t <= ref; ++it) {
-        if (!IsStaleNaN(it->v)) series.samples.push_back(*it);
-      }
-      if (series.samples.empty()) continue;
-      points += static_cast<int64_t>(series.samples.size());
-      out.push_back(std::move(series));
+      auto end = std::upper_bound(begin, s.samples.end(), ref,
+                                  [](int64_t x, const Sample& smp) { return x < smp.t; });
+      if (begin == end) continue;
+      points += end - begin;
+      out.push_back(WindowSeries{&s.labels, std::span<const Sample>(&*begin, end - begin)});
     }
     stats_->total_queryable_samples += points;
     if (absl::Status st = Account(points); !st.ok()) return st;
@@ -226,9 +256,14 @@ class Evaluator {
     if (ms.selector == nullptr || ms.selector->As<VectorSelector>() == nullptr) {
       return absl::InvalidArgumentError("range selector without an instant vector selector");
     }
-    absl::StatusOr<Matrix> m = SelectWindows(ms, t);
-    if (!m.ok()) return m.status();
-    return Value(*std::move(m));
+    absl::StatusOr<std::vector<WindowSeries>> windows = SelectWindows(ms, t);
+    if (!windows.ok()) return windows.status();
+    Matrix m;
+    m.reserve(windows->size());
+    for (const WindowSeries& w : *windows) {
+      m.push_back(MatrixSeries{*w.labels, std::vector<Sample>(w.samples.begin(), w.samples.end())});
+    }
+    return Value(std::move(m));
   }
 
   absl::StatusOr<Vector> EvalVector(const Expr& expr, int64_t t) {
@@ -262,9 +297,7 @@ class Evaluator {
     explicit CallContext(Evaluator& ev) : ev_(ev) {}
     absl::StatusOr<Value> Eval(const Expr& expr, int64_t t) override { return ev_.Eval(expr, t); }
     absl::StatusOr<RangeArgument> EvalRange(const Expr& expr, int64_t t) override {
-      absl::StatusOr<RangeArg> r = ev_.EvalRangeArg(expr, t);
-      if (!r.ok()) return r.status();
-      return RangeArgument{std::move(r->series), r->start_ms, r->end_ms};
+      return ev_.EvalRangeArg(expr, t);
     }
     // As EvalVectorSelector, with each element at its sample's time (for timestamp()).
     absl::StatusOr<Vector> SelectWithSampleTimes(const VectorSelector& vs, int64_t t) override {
@@ -304,6 +337,7 @@ class Evaluator {
   struct Need {
     const VectorSelector* selector;
     int64_t mint, maxt;
+    bool in_range = false;  // under a matrix selector: only non-stale samples are ever read
   };
 
   absl::StatusOr<Value> EvalAggregate(const AggregateExpr& agg, int64_t t) {
@@ -387,7 +421,7 @@ class Evaluator {
       const auto* vs = n->selector != nullptr ? n->selector->As<VectorSelector>() : nullptr;
       if (vs == nullptr) return;
       if (vs->at.kind != AtModifier::Kind::kNone) lo = hi = AtTime(vs->at, lo);
-      out.push_back({vs, lo - vs->offset_ms - n->range_ms, hi - vs->offset_ms});
+      out.push_back({vs, lo - vs->offset_ms - n->range_ms, hi - vs->offset_ms, true});
     } else if (const auto* n = e.As<SubqueryExpr>()) {
       if (n->at.kind != AtModifier::Kind::kNone) lo = hi = AtTime(n->at, lo);
       if (n->expr) CollectNeeds(*n->expr, lo - n->offset_ms - n->range_ms, hi - n->offset_ms, out);
@@ -453,12 +487,7 @@ class Evaluator {
   // The argument of a range-vector function at `t`: the windows of a range selector or the
   // points of a subquery (parentheses allowed around either), with the range [start_ms, end_ms]
   // the function sees (for extrapolation).
-  struct RangeArg {
-    Matrix series;  // per series the non-stale samples in [start_ms, end_ms], increasing time
-    int64_t start_ms = 0;
-    int64_t end_ms = 0;
-  };
-  absl::StatusOr<RangeArg> EvalRangeArg(const Expr& arg, int64_t t) {
+  absl::StatusOr<RangeArgument> EvalRangeArg(const Expr& arg, int64_t t) {
     const Expr* e = &arg;
     while (const auto* p = e->As<ParenExpr>()) {
       if (p->expr == nullptr) break;
@@ -468,16 +497,21 @@ class Evaluator {
       if (ms->selector == nullptr || ms->selector->As<VectorSelector>() == nullptr) {
         return absl::InvalidArgumentError("range selector without an instant vector selector");
       }
-      absl::StatusOr<Matrix> m = SelectWindows(*ms, t);
-      if (!m.ok()) return m.status();
+      absl::StatusOr<std::vector<WindowSeries>> w = SelectWindows(*ms, t);
+      if (!w.ok()) return w.status();
       int64_t ref = RefTime(*ms->selector->As<VectorSelector>(), t);
-      return RangeArg{*std::move(m), ref - ms->range_ms, ref};
+      return RangeArgument{*std::move(w), {}, ref - ms->range_ms, ref};
     }
     if (const auto* sq = e->As<SubqueryExpr>()) {
       absl::StatusOr<Matrix> m = EvalSubquery(*sq, t);
       if (!m.ok()) return m.status();
       int64_t ref = AtTime(sq->at, t) - sq->offset_ms;
-      return RangeArg{*std::move(m), ref - sq->range_ms, ref};
+      RangeArgument r{{}, *std::move(m), ref - sq->range_ms, ref};
+      r.series.reserve(r.owned.size());
+      for (const MatrixSeries& s : r.owned) {
+        r.series.push_back(WindowSeries{&s.labels, std::span<const Sample>(s.samples)});
+      }
+      return r;
     }
     return absl::InvalidArgumentError("expected a range vector argument");
   }
@@ -617,6 +651,27 @@ absl::StatusOr<QueryResult> EvaluateRange(const EngineOptions& options, Queryabl
   Evaluator ev(options, params, EvalRange{start_ms, end_ms, step_ms}, &result.stats);
   if (absl::Status st = ev.Load(data, expr); !st.ok()) return st;
   result.stats.prepare_seconds = SecondsSince(started);
+  // Column by column when it can give the answer; any error sends the query step by step,
+  // which reports the error as Prometheus does.
+  if (options.columnar_range_queries && ColumnarApplicable(expr)) {
+    absl::StatusOr<ColumnarResult> columnar =
+        EvaluateColumnar(expr, start_ms, end_ms, step_ms, options.lookback_delta_ms,
+                         options.max_samples, ev);
+    if (columnar.ok()) {
+      const double prepare = result.stats.prepare_seconds;
+      ev.Reset();
+      result.stats.prepare_seconds = prepare;
+      result.stats.total_queryable_samples = columnar->total_queried;
+      result.stats.peak_samples = columnar->peak_samples;
+      result.stats.samples_per_step = std::move(columnar->queried_per_step);
+      result.value = std::move(columnar->matrix);
+      result.stats.eval_seconds = SecondsSince(started);
+      return result;
+    }
+    const double prepare = result.stats.prepare_seconds;
+    ev.Reset();
+    result.stats.prepare_seconds = prepare;
+  }
   std::map<Labels, std::vector<Sample>> series;
   for (int64_t t = start_ms; t <= end_ms; t += step_ms) {
     if (absl::Status st = ev.BeginStep(); !st.ok()) return st;

@@ -296,7 +296,7 @@ absl::StatusOr<Value> FuncAbsentOverTime(const Call& call, int64_t t, FunctionCo
   if (absl::Status st = CheckArgs(call, 1, 1); !st.ok()) return st;
   absl::StatusOr<RangeArgument> r = ctx.EvalRange(*call.args[0], t);
   if (!r.ok()) return r.status();
-  for (const MatrixSeries& s : r->series) {
+  for (const WindowSeries& s : r->series) {
     if (!s.samples.empty()) return Value(Vector{});
   }
   return Value(Vector{VectorElement{AbsentLabels(*call.args[0]), t, 1}});
@@ -562,21 +562,6 @@ absl::StatusOr<Value> FuncLabelJoin(const Call& call, int64_t t, FunctionContext
 
 // ---- histogram_quantile ----
 
-// Go's strconv.ParseFloat(s, 64) success: the whole string is a number (incl. Inf/NaN
-// spellings); out-of-range values fail.
-std::optional<double> ParseGoFloat(const std::string& s) {
-  if (s.empty() || std::isspace(static_cast<unsigned char>(s[0])) ||
-      s.find('(') != std::string::npos) {
-    return std::nullopt;
-  }
-  errno = 0;
-  char* end = nullptr;
-  double v = std::strtod(s.c_str(), &end);
-  if (end != s.c_str() + s.size()) return std::nullopt;
-  if (errno == ERANGE && std::isinf(v)) return std::nullopt;
-  return v;
-}
-
 absl::StatusOr<Value> FuncHistogramQuantile(const Call& call, int64_t t, FunctionContext& ctx) {
   if (absl::Status st = CheckArgs(call, 2, 2); !st.ok()) return st;
   absl::StatusOr<double> q = ArgScalar(ctx, *call.args[0], t);
@@ -628,12 +613,12 @@ absl::StatusOr<Value> OverRange(const Call& call, size_t arg, int64_t t, Functio
   absl::StatusOr<RangeArgument> r = ctx.EvalRange(*call.args[arg], t);
   if (!r.ok()) return r.status();
   Vector out;
-  for (const MatrixSeries& s : r->series) {
+  for (const WindowSeries& s : r->series) {
     if (s.samples.empty()) continue;
-    absl::StatusOr<std::optional<double>> v = f(std::span<const Sample>(s.samples), *r);
+    absl::StatusOr<std::optional<double>> v = f(s.samples, *r);
     if (!v.ok()) return v.status();
     if (!v->has_value()) continue;
-    out.push_back(VectorElement{keep_name ? s.labels : DropName(s.labels), t, **v});
+    out.push_back(VectorElement{keep_name ? *s.labels : DropName(*s.labels), t, **v});
   }
   return Finish(std::move(out));
 }
@@ -966,6 +951,19 @@ std::string ExpandTemplate(std::string_view tmpl, const MatchGroups& match) {
   }
   out.append(tmpl);
   return out;
+}
+
+std::optional<double> ParseGoFloat(const std::string& s) {
+  if (s.empty() || std::isspace(static_cast<unsigned char>(s[0])) ||
+      s.find('(') != std::string::npos) {
+    return std::nullopt;
+  }
+  errno = 0;
+  char* end = nullptr;
+  double v = std::strtod(s.c_str(), &end);
+  if (end != s.c_str() + s.size()) return std::nullopt;
+  if (errno == ERANGE && std::isinf(v)) return std::nullopt;
+  return v;
 }
 
 }  // namespace tidemark::promql::internal

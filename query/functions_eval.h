@@ -11,6 +11,9 @@
 #define TIDEMARK_QUERY_FUNCTIONS_EVAL_H_
 
 #include <cstdint>
+#include <optional>
+#include <string>
+#include <span>
 #include <string_view>
 #include <vector>
 
@@ -20,10 +23,20 @@
 
 namespace tidemark::promql::internal {
 
+// One series of a range-vector argument: its labels and its window of samples, both borrowed
+// (from the evaluator's loaded series or from RangeArgument::owned).
+struct WindowSeries {
+  const Labels* labels = nullptr;
+  std::span<const Sample> samples;
+};
+
 // A range-vector argument evaluated at one step: each series' non-stale samples in
-// [range_start_ms, range_end_ms], series without samples left out.
+// [range_start_ms, range_end_ms], series without samples left out. The windows read the loaded
+// samples in place; a subquery's points are kept in `owned` (moving the argument keeps the
+// windows valid).
 struct RangeArgument {
-  Matrix series;
+  std::vector<WindowSeries> series;
+  Matrix owned;
   int64_t range_start_ms = 0;
   int64_t range_end_ms = 0;
 };
@@ -59,6 +72,10 @@ struct Bucket {
 // (after merging equal bounds) or no observations; counts are made monotonic first; linear
 // interpolation in the bucket, the lowest bucket starting at 0 when its bound is positive.
 double BucketQuantile(double q, std::vector<Bucket> buckets);
+
+// Go's strconv.ParseFloat(s, 64) success (a histogram bucket's `le`): the whole string is a
+// number (incl. Inf/NaN spellings); std::nullopt otherwise and for out-of-range values.
+std::optional<double> ParseGoFloat(const std::string& s);
 
 // Prometheus's quantile of `values` (quantile_over_time): NaN when empty or q is NaN, -Inf for
 // q < 0, +Inf for q > 1, else linear interpolation between the closest ranks.
