@@ -7,6 +7,7 @@ Standard library only, so the tests need nothing beyond python3.
 import json
 import os
 import signal
+import struct
 import socket
 import subprocess
 import tempfile
@@ -131,6 +132,63 @@ class Tidemark:
     def close(self):
         if self.process:
             self.process.close()
+
+
+# --- remote write 1.0 bodies, by hand: no protobuf or snappy package needed --------------------
+
+def uvarint(n):
+    """Protobuf base-128 varint of a non-negative integer (mask negatives to 64 bits first)."""
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def pb_bytes_field(number, payload):
+    """A length-delimited protobuf field."""
+    return uvarint((number << 3) | 2) + uvarint(len(payload)) + payload
+
+
+def float_bits(v):
+    """The IEEE-754 bits of a float, as remote write carries it (so NaN payloads survive)."""
+    return struct.unpack("<Q", struct.pack("<d", float(v)))[0]
+
+
+def write_request(series):
+    """prompb.WriteRequest from [(label pairs sorted by name, [(t_ms, float bits), ...]), ...]:
+    TimeSeries (1) of Label (1: name 1, value 2) and Sample (2: double value 1, int64 ts 2)."""
+    out = bytearray()
+    for labels, samples in series:
+        ts = bytearray()
+        for name, value in labels:
+            ts += pb_bytes_field(1, pb_bytes_field(1, name.encode()) +
+                                 pb_bytes_field(2, value.encode()))
+        for t, bits in samples:
+            ts += pb_bytes_field(2, b"\x09" + struct.pack("<Q", bits) + b"\x10" +
+                                 uvarint(t & 0xFFFFFFFFFFFFFFFF))
+        out += pb_bytes_field(1, bytes(ts))
+    return bytes(out)
+
+
+def snappy_block(data):
+    """A valid snappy block of literal elements only (uncompressed), as remote write accepts."""
+    out = bytearray(uvarint(len(data)))
+    for i in range(0, len(data), 65536):
+        chunk = data[i:i + 65536]
+        n = len(chunk) - 1
+        if n < 60:
+            out.append(n << 2)
+        elif n < 256:
+            out += bytes([60 << 2, n])
+        else:
+            out += bytes([61 << 2]) + struct.pack("<H", n)
+        out += chunk
+    return bytes(out)
 
 
 def temp_dir(prefix):

@@ -23,7 +23,6 @@ import os
 import random
 import re
 import shutil
-import struct
 import sys
 import time
 import urllib.parse
@@ -61,65 +60,14 @@ def orders(query):
     return False
 
 
-# --- remote write 1.0: protobuf and snappy, by hand -------------------------------------------
-
-def uvarint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def field_bytes(number, payload):
-    return uvarint((number << 3) | 2) + uvarint(len(payload)) + payload
-
-
-def encode_series(labels, samples):
-    """prompb.TimeSeries: labels (1) sorted by name, samples (2) of value bits (1) and ts (2)."""
-    out = bytearray()
-    for name, value in sorted(labels.items()):
-        out += field_bytes(1, field_bytes(1, name.encode()) + field_bytes(2, value.encode()))
-    for t, bits in samples:
-        sample = b"\x09" + struct.pack("<Q", bits) + b"\x10" + uvarint(t & 0xFFFFFFFFFFFFFFFF)
-        out += field_bytes(2, sample)
-    return bytes(out)
-
-
-def snappy_literal_block(data):
-    """A valid snappy block made of literal elements only (no compression)."""
-    out = bytearray(uvarint(len(data)))
-    for i in range(0, len(data), 65536):
-        chunk = data[i:i + 65536]
-        n = len(chunk) - 1
-        if n < 60:
-            out.append(n << 2)
-        elif n < 256:
-            out.append(60 << 2)
-            out.append(n)
-        else:
-            out.append(61 << 2)
-            out += struct.pack("<H", n)
-        out += chunk
-    return bytes(out)
-
-
 def remote_write(url, series_batch):
-    body = b"".join(field_bytes(1, encode_series(l, s)) for l, s in series_batch if s)
+    body = harness.write_request((sorted(l.items()), s) for l, s in series_batch if s)
     status, resp, _ = harness.http(
-        "POST", url + "/api/v1/write", body=snappy_literal_block(body),
+        "POST", url + "/api/v1/write", body=harness.snappy_block(body),
         headers={"Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
                  "X-Prometheus-Remote-Write-Version": "0.1.0"}, timeout=60)
     if status not in (200, 204):
         raise AssertionError("remote write to %s: %s %s" % (url, status, resp[:500]))
-
-
-def bits_of(v):
-    return struct.unpack("<Q", struct.pack("<d", v))[0]
 
 
 # --- the data set ------------------------------------------------------------------------------
@@ -138,7 +86,7 @@ def generate():
             if v is None:
                 continue
             samples.append((T0_MS + offset_ms + i * STEP_MS,
-                            v if isinstance(v, int) and v >= (1 << 62) else bits_of(v)))
+                            v if isinstance(v, int) and v >= (1 << 62) else harness.float_bits(v)))
         if stale_at_stop and stop < steps:
             samples.append((T0_MS + offset_ms + stop * STEP_MS, STALE_NAN_BITS))
         out.append((labels, samples))

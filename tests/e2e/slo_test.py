@@ -16,7 +16,6 @@ import json
 import math
 import os
 import shutil
-import struct
 import subprocess
 import sys
 import threading
@@ -83,53 +82,9 @@ def build_series():
 # ------------------------------------------------------------- remote write, by hand
 
 
-def varint(n):
-    out = bytearray()
-    while True:
-        b = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
-
-
-def field_bytes(num, payload):
-    return varint(num << 3 | 2) + varint(len(payload)) + payload
-
-
-def encode_write_request(batch):
-    """batch: [(labels tuple, [(t_ms, value), ...])] -> WriteRequest protobuf."""
-    out = bytearray()
-    for labels, samples in batch:
-        ts = bytearray()
-        for name, value in labels:
-            ts += field_bytes(1, field_bytes(1, name.encode()) + field_bytes(2, value.encode()))
-        for t, v in samples:
-            ts += field_bytes(2, b"\x09" + struct.pack("<d", float(v)) + b"\x10" + varint(t))
-        out += field_bytes(1, bytes(ts))
-    return bytes(out)
-
-
-def snappy_literal(data):
-    """Snappy block format with literals only (valid, uncompressed)."""
-    out = bytearray(varint(len(data)))
-    for i in range(0, len(data), 65536):
-        chunk = data[i:i + 65536]
-        n = len(chunk) - 1
-        if n < 60:
-            out.append(n << 2)
-        elif n < 256:
-            out += bytes([60 << 2, n])
-        else:
-            out += bytes([61 << 2]) + struct.pack("<H", n)
-        out += chunk
-    return bytes(out)
-
-
 def remote_write(url, batch, headers=None):
-    body = snappy_literal(encode_write_request(batch))
+    body = harness.snappy_block(harness.write_request(
+        (labels, [(t, harness.float_bits(v)) for t, v in samples]) for labels, samples in batch))
     h = {"Content-Encoding": "snappy", "Content-Type": "application/x-protobuf",
          "X-Prometheus-Remote-Write-Version": "0.1.0"}
     h.update(headers or {})
