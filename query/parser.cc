@@ -593,21 +593,31 @@ class Parser {
       } else {
         AddError(name.pos, std::string(m.status().message()));
       }
-      if (Peek().type == Tok::kComma) {
-        Consume();
-        if (Peek().type == Tok::kRightBrace) {
-          Consume();
-          return true;
-        }
-        continue;
+      switch (AfterListItem(Tok::kRightBrace, "label matching", "\",\" or \"}\"")) {
+        case ListStep::kMore: continue;
+        case ListStep::kDone: return true;
+        case ListStep::kError: return false;
       }
-      if (Peek().type == Tok::kRightBrace) {
-        Consume();
-        return true;
-      }
-      Unexpected("label matching", "\",\" or \"}\"");
-      return false;
     }
+  }
+
+  // After an item of a comma-separated list closed by `close` (a trailing comma allowed):
+  // consumes `,` or `close`. kMore: another item follows; kDone: the list ended; kError: reported
+  // as unexpected in `context`.
+  enum class ListStep { kMore, kDone, kError };
+  ListStep AfterListItem(Tok close, std::string_view context, std::string_view expected) {
+    if (Peek().type == Tok::kComma) {
+      Consume();
+      if (Peek().type != close) return ListStep::kMore;
+      Consume();
+      return ListStep::kDone;
+    }
+    if (Peek().type == close) {
+      Consume();
+      return ListStep::kDone;
+    }
+    Unexpected(context, expected);
+    return ListStep::kError;
   }
 
   // `(` label, ... `)` after by/without/on/ignoring/group_left/group_right.
@@ -632,20 +642,11 @@ class Parser {
         return false;
       }
       out->push_back(std::string(label.text));
-      if (Peek().type == Tok::kComma) {
-        Consume();
-        if (Peek().type == Tok::kRightParen) {
-          Consume();
-          return true;
-        }
-        continue;
+      switch (AfterListItem(Tok::kRightParen, "grouping opts", "\",\" or \")\"")) {
+        case ListStep::kMore: continue;
+        case ListStep::kDone: return true;
+        case ListStep::kError: return false;
       }
-      if (Peek().type == Tok::kRightParen) {
-        Consume();
-        return true;
-      }
-      Unexpected("grouping opts", "\",\" or \")\"");
-      return false;
     }
   }
 
