@@ -416,6 +416,8 @@ void Server::Impl::BuildRoutes() {
       std::bind(&Impl::FormatQuery, this, _1, _2));
   add("/api/v1/admin/tsdb/delete_series", Methods::kPostPut, Permission::kAdmin, true,
       std::bind(&Impl::DeleteSeries, this, _1, _2));
+  add("/api/v1/admin/tsdb/clean_tombstones", Methods::kPostPut, Permission::kAdmin, false,
+      [](Call&, httplib::Response& res) { res.status = 204; });
   add("/api/v1/status/buildinfo", Methods::kGet, Permission::kRead, false,
       [](Call&, httplib::Response& res) {
         const BuildInfo& b = CurrentBuild();
@@ -983,8 +985,9 @@ void Server::Impl::FormatQuery(Call& c, httplib::Response& res) {
   res.set_content(SuccessEnvelope(data), kJson);
 }
 
-// Checks the request as Prometheus does, then answers 501: storage has no series deletion yet
-// (only retention drops old data).
+// Prometheus's delete_series: every match[] selector, [start, end] (all time by default),
+// answered 204. Storage deletes the samples themselves (no tombstones), so clean_tombstones has
+// nothing left to do and answers 204 at once.
 void Server::Impl::DeleteSeries(Call& c, httplib::Response& res) {
   if (!c.form.Has("match[]")) {
     return WriteJsonError(res, absl::InvalidArgumentError("no match[] parameter provided"));
@@ -995,11 +998,9 @@ void Server::Impl::DeleteSeries(Call& c, httplib::Response& res) {
   if (!end.ok()) return WriteJsonError(res, end.status());
   absl::StatusOr<std::vector<std::vector<LabelMatcher>>> sets = MatchersOf(c.form, false);
   if (!sets.ok()) return WriteJsonError(res, sets.status());
-  res.status = 501;
-  res.set_content(ErrorEnvelope("internal",
-                                "not implemented yet: delete_series (the storage cannot delete "
-                                "series; data leaves only through retention)"),
-                  kJson);
+  absl::StatusOr<int64_t> deleted = c.db->DeleteSeries(c.tenant, *sets, *start, *end);
+  if (!deleted.ok()) return WriteJsonError(res, deleted.status());
+  res.status = 204;
 }
 
 // OTLP/HTTP export (https://opentelemetry.io/docs/specs/otlp/#otlphttp): errors and partial

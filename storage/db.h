@@ -156,6 +156,16 @@ class DB {
   // it can rather than scanning samples.
   virtual absl::Status DeleteBefore(int64_t cutoff_ms) = 0;
 
+  // Deletes the samples in [mint_ms, maxt_ms] of every series of `tenant` that matches any one
+  // of `selectors` (each a list of matchers that must all match), from the head and the sealed
+  // chunks, durably (a deletion record in the write-ahead log keeps replay from bringing back
+  // what the head held). Appends wait while it runs. Series stay in the index (label names and
+  // values may still list them); a series with no sample left in a range is not selected there.
+  // Returns the number of series that matched.
+  virtual absl::StatusOr<int64_t> DeleteSeries(
+      std::string_view tenant, const std::vector<std::vector<LabelMatcher>>& selectors,
+      int64_t mint_ms, int64_t maxt_ms) = 0;
+
   // Seals every head chunk, flushes and closes. After Close the DB answers only errors.
   virtual absl::Status Close() = 0;
 };

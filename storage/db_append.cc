@@ -12,6 +12,7 @@
 #include "storage/chunk.h"
 #include "storage/db_impl.h"
 #include "storage/keys.h"
+#include "storage/rocks_util.h"
 
 namespace tidemark::internal {
 namespace {
@@ -25,12 +26,6 @@ absl::Status RejectFor(Verdict v, std::string_view labels, const Sample& s) {
 std::string Describe(const PendingSeries& p) {
   return p.series != nullptr ? p.series->labels().ToString() : p.labels.ToString();
 }
-
-absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
-  return absl::UnavailableError(absl::StrCat(std::string(what), ": ", s.ToString()));
-}
-
-absl::Status ClosedError() { return absl::FailedPreconditionError("database is closed"); }
 
 // Calls fn(name, value) for each label of EncodeLabels' form (validated when stored).
 template <typename Fn>

@@ -17,29 +17,12 @@
 #include "rocksdb/write_buffer_manager.h"
 #include "storage/chunk.h"
 #include "storage/keys.h"
+#include "storage/rocks_util.h"
 
 namespace tidemark::internal {
 namespace {
 
 constexpr int64_t kIdleChunkMs = 3600 * 1000;
-
-absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
-  std::string msg = absl::StrCat(std::string(what), ": ", s.ToString());
-  if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain() || s.IsIncomplete() || s.IsNoSpace() ||
-      s.IsIOError()) {
-    return absl::UnavailableError(msg);
-  }
-  if (s.IsCorruption()) return absl::DataLossError(msg);
-  return absl::InternalError(msg);
-}
-
-std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
-
-bool StartsWith(const rocksdb::Slice& key, std::string_view prefix) {
-  return key.size() >= prefix.size() && std::string_view(key.data(), prefix.size()) == prefix;
-}
-
-absl::Status ClosedError() { return absl::FailedPreconditionError("database is closed"); }
 
 }  // namespace
 
@@ -309,6 +292,22 @@ absl::Status DBImpl::ReplayWal() {
     {
       absl::MutexLock lock(&wal_mu_);
       NoteWalRecordLocked(seq, static_cast<int64_t>(it->key().size() + it->value().size()));
+    }
+    if (IsWalDeletion(View(it->value()))) {
+      auto deletion = DecodeWalDeletion(View(it->value()));
+      if (!deletion.ok()) {
+        return absl::DataLossError(
+            absl::StrCat("replay WAL record ", seq, ": ", deletion.status().message()));
+      }
+      // Only series that earlier records put in the head can hold deleted samples there.
+      for (uint64_t id : deletion->series_ids) {
+        auto found = by_id.find(id);
+        if (found == by_id.end() || found->second->tenant != deletion->tenant) continue;
+        MemSeries* s = found->second;
+        absl::MutexLock lock(&head_.ShardOf(*s).mu);
+        DeleteOpenSamplesLocked(s, deletion->mint, deletion->maxt);
+      }
+      continue;
     }
     auto entries = DecodeWalRecord(View(it->value()));
     if (!entries.ok()) {

@@ -64,6 +64,9 @@ class DBImpl : public DB {
   Stats GetStats() override;
   absl::Status Compact() override;
   absl::Status DeleteBefore(int64_t cutoff_ms) override;
+  absl::StatusOr<int64_t> DeleteSeries(std::string_view tenant,
+                                       const std::vector<std::vector<LabelMatcher>>& selectors,
+                                       int64_t mint_ms, int64_t maxt_ms) override;
   absl::Status Close() override;
 
   // Metadata, exemplars and ingest state (db_side.cc).
@@ -99,6 +102,10 @@ class DBImpl : public DB {
   absl::StatusOr<MemSeries*> LoadSeriesPinned(uint32_t tenant, uint64_t hash,
                                               const Labels& labels, bool create);
   void Unpin(MemSeries* s);
+  // Ids and labels of the series of `tenant` with postings in [mint, maxt] that match every one
+  // of `matchers` (db_query.cc).
+  absl::StatusOr<std::vector<std::pair<uint64_t, Labels>>> MatchSeries(
+      uint32_t tenant, const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt);
   // Copies the head samples in [mint, maxt] of the series `labels` (if in the head).
   void CopyHeadSamples(uint32_t tenant, const Labels& labels, int64_t mint, int64_t maxt,
                        std::vector<Sample>* out);
@@ -149,6 +156,11 @@ class DBImpl : public DB {
   uint64_t MinInflightSeq();
   absl::Status OpenRocks();
   absl::Status DeleteBeforeImpl(int64_t cutoff_ms);
+  // Removes the samples in [mint, maxt] from a series' open chunk (deletion and its replay).
+  static void DeleteOpenSamplesLocked(MemSeries* s, int64_t mint, int64_t maxt);
+  // Rewrites the sealed chunks of one series without their samples in [mint, maxt] into `batch`.
+  absl::Status DeleteChunkSamples(uint32_t tenant, uint64_t series_id, int64_t mint,
+                                  int64_t maxt, rocksdb::WriteBatch* batch);
   // Retention for exemplars (db_side.cc): drops every exemplar with a timestamp before the cutoff.
   absl::Status DeleteExemplarsBefore(int64_t cutoff_ms);
   void NoteTime(int64_t t);

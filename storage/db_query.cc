@@ -7,15 +7,10 @@
 #include "storage/db_impl.h"
 #include "storage/index.h"
 #include "storage/keys.h"
+#include "storage/rocks_util.h"
 
 namespace tidemark::internal {
 namespace {
-
-std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
-
-bool StartsWith(const rocksdb::Slice& key, std::string_view prefix) {
-  return key.size() >= prefix.size() && std::string_view(key.data(), prefix.size()) == prefix;
-}
 
 // One series' samples in [mint, maxt]: its sealed chunks, then its head samples newer than the
 // last sealed one (a seal between copying the head and reading the chunks shows a sample in
@@ -169,33 +164,9 @@ class QuerierImpl : public Querier {
  private:
   PostingsSource Source() { return PostingsSource{db_->rocks(), db_->postings_cf()}; }
 
-  // Ids and labels of the series with postings in range that match every matcher.
   absl::StatusOr<std::vector<std::pair<uint64_t, Labels>>> SelectLabels(
       const std::vector<LabelMatcher>& matchers) {
-    if (db_->closed()) return absl::FailedPreconditionError("database is closed");
-    auto ids = SelectPostings(Source(), tenant_, mint_, maxt_, matchers);
-    if (!ids.ok()) return ids.status();
-    std::vector<std::pair<uint64_t, Labels>> out;
-    std::string bytes;
-    for (uint64_t id : *ids) {
-      rocksdb::Status s = db_->rocks()->Get(rocksdb::ReadOptions(), db_->series_cf(),
-                                            SeriesByIdKey(tenant_, id), &bytes);
-      if (s.IsNotFound()) continue;
-      if (!s.ok()) {
-        return absl::InternalError(
-            absl::StrCat("read labels of series ", id, ": ", s.ToString()));
-      }
-      auto labels = DecodeLabels(bytes);
-      if (!labels.ok()) {
-        return absl::DataLossError(
-            absl::StrCat("labels of series ", id, ": ", labels.status().message()));
-      }
-      bool match = std::all_of(matchers.begin(), matchers.end(), [&](const LabelMatcher& m) {
-        return m.Matches(labels->Get(m.name()));
-      });
-      if (match) out.emplace_back(id, *std::move(labels));
-    }
-    return out;
+    return db_->MatchSeries(tenant_, matchers, mint_, maxt_);
   }
 
   // The series' samples in range, or nullptr when it has none there.
@@ -257,6 +228,33 @@ class TenantQueryable : public Queryable {
 };
 
 }  // namespace
+
+absl::StatusOr<std::vector<std::pair<uint64_t, Labels>>> DBImpl::MatchSeries(
+    uint32_t tenant, const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt) {
+  if (closed_.load()) return absl::FailedPreconditionError("database is closed");
+  auto ids = SelectPostings(PostingsSource{db_, postings_cf()}, tenant, mint, maxt, matchers);
+  if (!ids.ok()) return ids.status();
+  std::vector<std::pair<uint64_t, Labels>> out;
+  std::string bytes;
+  for (uint64_t id : *ids) {
+    rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), series_cf(), SeriesByIdKey(tenant, id),
+                                 &bytes);
+    if (s.IsNotFound()) continue;
+    if (!s.ok()) {
+      return absl::InternalError(absl::StrCat("read labels of series ", id, ": ", s.ToString()));
+    }
+    auto labels = DecodeLabels(bytes);
+    if (!labels.ok()) {
+      return absl::DataLossError(
+          absl::StrCat("labels of series ", id, ": ", labels.status().message()));
+    }
+    bool match = std::all_of(matchers.begin(), matchers.end(), [&](const LabelMatcher& m) {
+      return m.Matches(labels->Get(m.name()));
+    });
+    if (match) out.emplace_back(id, *std::move(labels));
+  }
+  return out;
+}
 
 absl::StatusOr<std::unique_ptr<Querier>> DBImpl::NewQuerier(std::string_view tenant,
                                                             int64_t mint_ms, int64_t maxt_ms) {

@@ -13,25 +13,13 @@
 #include "rocksdb/write_batch.h"
 #include "storage/db_impl.h"
 #include "storage/keys.h"
+#include "storage/rocks_util.h"
 
 namespace tidemark::internal {
 namespace {
 
 // Prometheus's limit on an exemplar's label set: names and values together, in runes.
 constexpr size_t kMaxExemplarLabelRunes = 128;
-
-std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
-
-bool StartsWith(const rocksdb::Slice& key, std::string_view prefix) {
-  return key.size() >= prefix.size() && std::string_view(key.data(), prefix.size()) == prefix;
-}
-
-absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
-  std::string msg = absl::StrCat(std::string(what), ": ", s.ToString());
-  if (s.IsCorruption()) return absl::DataLossError(msg);
-  if (s.IsInvalidArgument() || s.IsNotSupported()) return absl::InternalError(msg);
-  return absl::UnavailableError(msg);
-}
 
 size_t Runes(std::string_view s) {
   size_t n = 0;

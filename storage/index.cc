@@ -7,19 +7,10 @@
 #include "absl/strings/str_cat.h"
 #include "rocksdb/db.h"
 #include "storage/keys.h"
+#include "storage/rocks_util.h"
 
 namespace tidemark::internal {
 namespace {
-
-absl::Status FromRocks(const rocksdb::Status& s, std::string_view what) {
-  return absl::InternalError(absl::StrCat(std::string(what), ": ", s.ToString()));
-}
-
-bool StartsWith(const rocksdb::Slice& key, std::string_view prefix) {
-  return key.size() >= prefix.size() && std::string_view(key.data(), prefix.size()) == prefix;
-}
-
-std::string_view View(const rocksdb::Slice& s) { return std::string_view(s.data(), s.size()); }
 
 // Calls fn(day) for each day in [DayOf(mint), DayOf(maxt)] that has postings for `tenant`,
 // skipping empty days with one seek each.

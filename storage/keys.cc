@@ -238,6 +238,7 @@ std::string WalKey(uint64_t seq) {
 namespace {
 constexpr uint8_t kWalRecordV1 = 1;
 constexpr uint8_t kWalRecordV2 = 2;
+constexpr uint8_t kWalDeletion = 3;
 constexpr uint8_t kWalFlagLabels = 1;
 
 uint64_t ZigZag(int64_t v) {
@@ -302,6 +303,45 @@ void EncodeWalRecord(const std::vector<WalEntry>& entries, std::string* out) {
     AppendWalEntry(out, base_t, e.tenant, e.series_id, e.has_labels, labels, e.samples.data(),
                    e.samples.size());
   }
+}
+
+bool IsWalDeletion(std::string_view record) {
+  return !record.empty() && static_cast<uint8_t>(record[0]) == kWalDeletion;
+}
+
+void EncodeWalDeletion(const WalDeletion& deletion, std::string* out) {
+  out->push_back(static_cast<char>(kWalDeletion));
+  PutVarint(out, deletion.tenant);
+  PutVarint(out, ZigZag(deletion.mint));
+  PutVarint(out, ZigZag(deletion.maxt));
+  PutVarint(out, deletion.series_ids.size());
+  for (uint64_t id : deletion.series_ids) PutVarint(out, id);
+}
+
+absl::StatusOr<WalDeletion> DecodeWalDeletion(std::string_view in) {
+  const size_t total = in.size();
+  auto corrupt = [total](std::string_view what) {
+    return absl::DataLossError(
+        absl::StrCat("decode WAL deletion record (", total, " bytes): ", std::string(what)));
+  };
+  if (!IsWalDeletion(in)) return corrupt("not a deletion record");
+  in.remove_prefix(1);
+  WalDeletion d;
+  uint64_t tenant, zmin, zmax, n;
+  if (!GetVarint(&in, &tenant) || tenant > std::numeric_limits<uint32_t>::max()) {
+    return corrupt("bad tenant");
+  }
+  if (!GetVarint(&in, &zmin) || !GetVarint(&in, &zmax)) return corrupt("bad time range");
+  if (!GetVarint(&in, &n) || n > in.size()) return corrupt("bad series count");
+  d.tenant = static_cast<uint32_t>(tenant);
+  d.mint = UnZigZag(zmin);
+  d.maxt = UnZigZag(zmax);
+  d.series_ids.resize(n);
+  for (uint64_t& id : d.series_ids) {
+    if (!GetVarint(&in, &id)) return corrupt("truncated series id");
+  }
+  if (!in.empty()) return corrupt("trailing bytes");
+  return d;
 }
 
 absl::StatusOr<std::vector<WalEntry>> DecodeWalRecord(std::string_view in) {

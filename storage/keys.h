@@ -112,8 +112,21 @@ void BeginWalRecord(std::string* out, size_t num_entries, int64_t base_t);
 void AppendWalEntry(std::string* out, int64_t base_t, uint32_t tenant, uint64_t series_id,
                     bool has_labels, std::string_view label_bytes, const Sample* samples,
                     size_t num_samples);
-// Decodes records of version 1 and 2.
+// Decodes records of version 1 and 2 (a deletion record is an error here: check
+// IsWalDeletion first).
 absl::StatusOr<std::vector<WalEntry>> DecodeWalRecord(std::string_view in);
+
+// A deletion record (version 3): the samples in [mint, maxt] of these series of one tenant were
+// deleted. Replay removes them from what earlier records put in the head.
+struct WalDeletion {
+  uint32_t tenant = 0;
+  int64_t mint = 0;
+  int64_t maxt = 0;
+  std::vector<uint64_t> series_ids;
+};
+bool IsWalDeletion(std::string_view record);
+void EncodeWalDeletion(const WalDeletion& deletion, std::string* out);
+absl::StatusOr<WalDeletion> DecodeWalDeletion(std::string_view in);
 
 // exemplars CF: a per-tenant ring of sequence numbers and a per-series index.
 //   ring:  tenant 'R' u64 seq                                   -> the index key

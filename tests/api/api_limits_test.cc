@@ -14,6 +14,7 @@
 #include <chrono>
 #include <filesystem>
 #include <future>
+#include <map>
 #include <memory>
 #include <string>
 #include <thread>
@@ -372,7 +373,7 @@ TEST_F(LimitsTest, FormatQuery) {
   EXPECT_EQ(Json(res)["errorType"], "bad_data");
 }
 
-TEST_F(LimitsTest, DeleteSeriesNeedsAdminAndIsNotImplemented) {
+TEST_F(LimitsTest, DeleteSeriesNeedsAdminAndDeletesTheRange) {
   auto token = [](std::string name, const std::string& secret, Role role) {
     return TokenConfig{std::move(name), *ParseSha256Hex(Sha256Hex(secret)), role, {"*"}};
   };
@@ -380,9 +381,29 @@ TEST_F(LimitsTest, DeleteSeriesNeedsAdminAndIsNotImplemented) {
   options.auth.tokens = {token("r", "read-secret", Role::kRead),
                          token("a", "admin-secret", Role::kAdmin)};
   StartServer(options);
+  {
+    std::unique_ptr<Appender> app = db_->NewAppender(kDefaultTenant);
+    for (const char* job : {"a", "b"}) {
+      Labels labels = Labels::FromUnsorted({{"__name__", "up"}, {"job", job}});
+      for (int64_t t = 1; t <= 10; ++t) ASSERT_TRUE(app->Append(labels, t * 1000, 1).ok());
+    }
+    ASSERT_TRUE(app->Commit().ok());
+  }
   httplib::Headers reader = {{"Authorization", "Bearer read-secret"}};
   httplib::Headers admin = {{"Authorization", "Bearer admin-secret"}};
-  auto res = client_->Post("/api/v1/admin/tsdb/delete_series", reader, "match%5B%5D=up", kForm);
+  auto counts = [&]() {
+    auto res = client_->Get("/api/v1/query?query=count_over_time(up%5B1h%5D)&time=20", reader);
+    EXPECT_TRUE(res && res->status == 200) << (res ? res->body : "no response");
+    std::map<std::string, std::string> out;
+    if (!res) return out;
+    const nlohmann::json body = Json(res);
+    for (const auto& r : body["data"]["result"]) {
+      out[r["metric"]["job"].get<std::string>()] = r["value"][1].get<std::string>();
+    }
+    return out;
+  };
+  const std::string body = "match%5B%5D=up%7Bjob%3D%22a%22%7D&start=3&end=6";
+  auto res = client_->Post("/api/v1/admin/tsdb/delete_series", reader, body, kForm);
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 403);
   res = client_->Get("/api/v1/admin/tsdb/delete_series?match[]=up", admin);
@@ -392,13 +413,25 @@ TEST_F(LimitsTest, DeleteSeriesNeedsAdminAndIsNotImplemented) {
   ASSERT_TRUE(res);
   EXPECT_EQ(res->status, 400);
   EXPECT_THAT(res->body, HasSubstr("no match[] parameter provided"));
-  res = client_->Post("/api/v1/admin/tsdb/delete_series", admin, "match%5B%5D=up", kForm);
+  res = client_->Post("/api/v1/admin/tsdb/delete_series", admin, "match%5B%5D=up%7B", kForm);
   ASSERT_TRUE(res);
-  EXPECT_EQ(res->status, 501);
-  EXPECT_THAT(res->body, HasSubstr("not implemented yet: delete_series"));
-  res = client_->Put("/api/v1/admin/tsdb/delete_series", admin, "match%5B%5D=up", kForm);
+  EXPECT_EQ(res->status, 400);
+  // Nothing was deleted by the refused requests.
+  EXPECT_EQ(counts(), (std::map<std::string, std::string>{{"a", "10"}, {"b", "10"}}));
+
+  res = client_->Post("/api/v1/admin/tsdb/delete_series", admin, body, kForm);
   ASSERT_TRUE(res);
-  EXPECT_EQ(res->status, 501);
+  EXPECT_EQ(res->status, 204) << res->body;
+  EXPECT_EQ(counts(), (std::map<std::string, std::string>{{"a", "6"}, {"b", "10"}}));
+  // PUT too; without start and end: all time.
+  res = client_->Put("/api/v1/admin/tsdb/delete_series", admin, "match%5B%5D=up%7Bjob%3D%22b%22%7D",
+                     kForm);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 204) << res->body;
+  EXPECT_EQ(counts(), (std::map<std::string, std::string>{{"a", "6"}}));
+  res = client_->Post("/api/v1/admin/tsdb/clean_tombstones", admin, "", kForm);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 204);
 }
 
 }  // namespace

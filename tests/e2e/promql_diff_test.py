@@ -520,6 +520,67 @@ def ask(url, endpoint, params):
         return status, {"raw": body.decode(errors="replace")}
 
 
+def deletion_phase(prom_url, tidemark_url, t0, instant_times, range_params):
+    """delete_series in both, then queries over what is left: (evaluations, mismatches)."""
+    deletions = [
+        [("match[]", 'td_requests_total{job="api",code="500"}'),
+         ("start", t0 + 3600), ("end", t0 + 7200)],
+        [("match[]", 'td_temperature_celsius{sensor="c"}')],
+        [("match[]", 'td_cpu_seconds_total{mode="idle"}'),
+         ("match[]", 'td_cpu_seconds_total{instance="i1"}'),
+         ("start", t0 + 5000), ("end", t0 + 9000.5)],
+    ]
+    for params in deletions:
+        for url in (prom_url, tidemark_url):
+            status, body, _ = harness.http(
+                "POST", url + "/api/v1/admin/tsdb/delete_series",
+                body=urllib.parse.urlencode(params).encode(),
+                headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=60)
+            assert status == 204, "delete_series %s at %s: %s %s" % (params, url, status, body)
+    queries = ['td_requests_total{code="500"}', 'sum by (instance) (rate(td_requests_total[5m]))',
+               'count_over_time(td_temperature_celsius[1h])', 'count(td_temperature_celsius)',
+               'rate(td_cpu_seconds_total[10m])',
+               'count by (mode, instance) (count_over_time(td_cpu_seconds_total[30m]))',
+               'absent_over_time(td_temperature_celsius{sensor="c"}[1h])']
+    evaluations, mismatches = 0, []
+    for i, query in enumerate(queries):
+        cases = [("instant", "/api/v1/query", {"query": query, "time": t}) for t in instant_times]
+        for start, end, step in range_params:
+            cases.append(("range", "/api/v1/query_range",
+                          {"query": query, "start": start, "end": end, "step": step}))
+        for kind, endpoint, params in cases:
+            evaluations += 1
+            ps, pb = ask(prom_url, endpoint, params)
+            ts, tb = ask(tidemark_url, endpoint, params)
+            problem = None
+            if ps != ts or ps != 200:
+                problem = "status %s vs %s" % (ps, ts)
+            else:
+                problem = compare(normalise(pb["data"]), normalise(tb["data"]), False)
+            if problem:
+                mismatches.append("after delete_series: %s %s %s: %s" % (
+                    kind, query, {k: v for k, v in params.items() if k != "query"}, problem))
+    # The series API: Tidemark hides a series with no sample left in the range. Prometheus 2.42
+    # does so only for data in its blocks; a series with an open head chunk (all of it here) is
+    # still listed (docs/promql-differences.md). So Tidemark must answer Prometheus's list
+    # without the series deleted over the whole range.
+    series_cases = [
+        ("td_temperature_celsius", t0, t0 + 4 * 3600, lambda l: l.get("sensor") == "c"),
+        ('td_cpu_seconds_total{instance="i1"}', t0 + 5500, t0 + 8000, lambda l: True),
+    ]
+    for match, start, end, deleted in series_cases:
+        params = {"match[]": match, "start": start, "end": end}
+        evaluations += 1
+        ps, pb = ask(prom_url, "/api/v1/series", params)
+        ts, tb = ask(tidemark_url, "/api/v1/series", params)
+        want = sorted(json.dumps(x, sort_keys=True) for x in pb.get("data", []) if not deleted(x))
+        got = sorted(json.dumps(x, sort_keys=True) for x in tb.get("data", []))
+        if ps != 200 or ts != 200 or got != want or len(pb.get("data", [])) == 0:
+            mismatches.append("after delete_series: /api/v1/series %s: status %s/%s, want %s; "
+                              "Tidemark %s" % (params, ps, ts, want, got))
+    return evaluations, mismatches
+
+
 def main():
     tidemark_bin, prometheus_bin = sys.argv[1], sys.argv[2]
     here = os.path.dirname(os.path.abspath(__file__))
@@ -546,7 +607,7 @@ def main():
             [prometheus_bin, "--config.file=" + config,
              "--storage.tsdb.path=" + os.path.join(work, "prometheus-data"),
              "--storage.tsdb.retention.time=100y",
-             "--web.enable-remote-write-receiver",
+             "--web.enable-remote-write-receiver", "--web.enable-admin-api",
              "--web.listen-address=127.0.0.1:%d" % prom_port],
             os.path.join(work, "prometheus.log"))
         harness.wait_until(lambda: harness.http("GET", prom_url + "/-/ready", timeout=2)[0] == 200,
@@ -636,6 +697,13 @@ def main():
                 else:
                     mismatches.append(entry)
         server.alive_or_raise()
+        if not only:
+            n, problems = deletion_phase(prom_url, server.url, t0, instant_times, range_params)
+            total += n
+            passed += n - len(problems)
+            mismatches += problems
+            print("delete_series: %d evaluations after deleting in both, %d mismatches" %
+                  (n, len(problems)))
 
         mismatches = ["CRASH " + c for c in crashes] + mismatches
         n_unimpl = sum(len(v) for v in unimplemented.values())
