@@ -89,12 +89,19 @@ absl::Status ParseInto(const YAML::Node& root, Config& config) {
     return s;
   }
   if (const YAML::Node storage = root["storage"]) {
-    if (auto s = CheckKeys(storage, "storage", {"path", "retention", "fsync", "memory_budget"}); !s.ok()) return s;
+    if (auto s = CheckKeys(storage, "storage", {"path", "retention", "fsync", "memory_budget",
+                                                    "out_of_order_window"}); !s.ok()) return s;
     if (storage["path"]) config.storage_path = storage["path"].as<std::string>();
     if (storage["retention"]) {
       absl::StatusOr<int64_t> ms = DurationKey(storage["retention"], "storage.retention");
       if (!ms.ok()) return ms.status();
       config.retention_ms = *ms;
+    }
+    if (storage["out_of_order_window"]) {
+      absl::StatusOr<int64_t> ms =
+          DurationKey(storage["out_of_order_window"], "storage.out_of_order_window");
+      if (!ms.ok()) return ms.status();
+      config.out_of_order_window_ms = *ms;
     }
     if (storage["memory_budget"]) {
       absl::StatusOr<int64_t> bytes = ParseByteSize(storage["memory_budget"].as<std::string>());

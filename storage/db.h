@@ -44,6 +44,11 @@ struct Options {
   // A head chunk is sealed once it holds this many samples or spans this long.
   int max_samples_per_chunk = 120;
   int64_t max_chunk_span_ms = 2LL * 3600 * 1000;
+  // Out-of-order window, as Prometheus's out_of_order_time_window: a sample older than its
+  // series' newest is accepted when it is no older than this before the newest sample of the
+  // database (0: such samples are refused as out of order). Late samples land in the open chunk
+  // or are merged into the sealed chunk of their time.
+  int64_t out_of_order_window_ms = 0;
   // Open for reading only (a CLI beside a running server): no appends, no background work.
   bool read_only = false;
   // Exemplars kept per tenant; the oldest are dropped first beyond this (at least 1).

@@ -51,8 +51,12 @@ class AppenderImpl : public Appender {
     const Sample sample{t_ms, v};
     const uint64_t lh = LabelsHash(labels);
     PendingSeries* p = FindPending(lh, labels);
+    // With an out-of-order window, Commit sorts each series' samples and decides on the late
+    // ones (a read of what is stored at their time); without one they are refused here.
+    const bool late_ok = db_->options().out_of_order_window_ms > 0;
     if (p != nullptr && !p->samples.empty()) {
       Verdict verdict = CheckSample(true, p->samples.back(), sample);
+      if (verdict == Verdict::kOutOfOrder && late_ok) verdict = Verdict::kAccept;
       if (verdict == Verdict::kIgnore) return absl::OkStatus();
       if (verdict != Verdict::kAccept) return RejectFor(verdict, labels.ToString(), sample);
       p->samples.push_back(sample);
@@ -68,12 +72,16 @@ class AppenderImpl : public Appender {
       if (!found.ok()) return found.status();
       series = *found;
       if (series != nullptr && verdict == Verdict::kOutOfOrder) {
-        absl::StatusOr<bool> same = db_->StoredIdentical(series, sample);
-        if (!same.ok()) {
-          db_->Unpin(series);
-          return same.status();
+        if (late_ok) {
+          verdict = Verdict::kAccept;
+        } else {
+          absl::StatusOr<StoredKind> stored = db_->StoredAt(series, sample);
+          if (!stored.ok()) {
+            db_->Unpin(series);
+            return stored.status();
+          }
+          if (*stored == StoredKind::kIdentical) verdict = Verdict::kIgnore;
         }
-        if (*same) verdict = Verdict::kIgnore;
       }
       if (series != nullptr && verdict != Verdict::kAccept) {
         db_->Unpin(series);
@@ -228,13 +236,16 @@ void DBImpl::CopyHeadSamples(uint32_t tenant, const Labels& labels, int64_t mint
   for (; it != s->open.end() && it->t <= maxt; ++it) out->push_back(*it);
 }
 
-absl::StatusOr<bool> DBImpl::StoredIdentical(MemSeries* series, const Sample& sample) {
+absl::StatusOr<StoredKind> DBImpl::StoredAt(MemSeries* series, const Sample& sample) {
+  auto kind = [&sample](const Sample& at) {
+    return at == sample ? StoredKind::kIdentical : StoredKind::kDifferent;
+  };
   {
     absl::MutexLock lock(&head_.ShardOf(*series).mu);
     auto it = std::lower_bound(series->open.begin(), series->open.end(), sample.t,
                                [](const Sample& a, int64_t t) { return a.t < t; });
-    if (it != series->open.end() && it->t == sample.t) return *it == sample;
-    if (sample.t > series->sealed_max_t) return false;
+    if (it != series->open.end() && it->t == sample.t) return kind(*it);
+    if (sample.t > series->sealed_max_t) return StoredKind::kNone;
   }
   // Sealed: the chunk that starts at or before the timestamp.
   const std::string prefix = ChunkSeriesPrefix(series->tenant, series->id);
@@ -243,7 +254,7 @@ absl::StatusOr<bool> DBImpl::StoredIdentical(MemSeries* series, const Sample& sa
   if (!it->status().ok()) return FromRocks(it->status(), "find chunk");
   if (!it->Valid() || it->key().size() != kChunkKeySize ||
       std::string_view(it->key().data(), prefix.size()) != prefix) {
-    return false;
+    return StoredKind::kNone;
   }
   ChunkIterator ci(std::string_view(it->value().data(), it->value().size()));
   const bool found = ci.Seek(sample.t) && ci.At().t == sample.t;
@@ -251,7 +262,7 @@ absl::StatusOr<bool> DBImpl::StoredIdentical(MemSeries* series, const Sample& sa
     return absl::DataLossError(
         absl::StrCat("chunk of series ", series->id, ": ", ci.status().message()));
   }
-  return found && ci.At() == sample;
+  return found ? kind(ci.At()) : StoredKind::kNone;
 }
 
 std::unique_ptr<Appender> DBImpl::NewAppender(std::string_view tenant) {
@@ -282,7 +293,8 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
 
   struct Plan {
     MemSeries* series = nullptr;
-    absl::InlinedVector<Sample, 2> samples;  // accepted, increasing
+    absl::InlinedVector<Sample, 2> samples;  // accepted in order (newer than the tail), increasing
+    absl::InlinedVector<Sample, 1> ooo;      // accepted out of order (within the window), increasing
     bool prev_has_tail = false;
     Sample prev_tail;
     bool write_index = false;
@@ -290,16 +302,22 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
   };
   std::vector<Plan> plans;
   plans.reserve(pending.size());
-  // Samples (series index, sample index) that turned out to be stored already.
-  std::vector<std::pair<size_t, size_t>> identical;
-  auto is_identical = [&identical](size_t i, size_t j) {
-    return std::find(identical.begin(), identical.end(), std::make_pair(i, j)) != identical.end();
-  };
+  const int64_t window = options_.out_of_order_window_ms;
+  if (window > 0) {
+    // The appender kept the request's order: classify samples in time order.
+    for (PendingSeries& p : pending) {
+      std::stable_sort(p.samples.begin(), p.samples.end(),
+                       [](const Sample& a, const Sample& b) { return a.t < b.t; });
+    }
+  }
+  // What storage holds at the time of each out-of-order sample (pending index, sample index),
+  // read with no lock held.
+  absl::flat_hash_map<std::pair<size_t, size_t>, StoredKind> stored;
   auto unreserve = [this](std::vector<Plan>& ps) {
     for (Plan& plan : ps) {
       MemSeries* s = plan.series;
       absl::MutexLock lock(&head_.ShardOf(*s).mu);
-      if (s->has_tail && s->tail.t == plan.samples.back().t) {
+      if (!plan.samples.empty() && s->has_tail && s->tail.t == plan.samples.back().t) {
         s->has_tail = plan.prev_has_tail;
         s->tail = plan.prev_tail;
       }
@@ -309,15 +327,24 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
   };
 
   // Check and reserve every series' samples, then take the WAL sequence number, all under
-  // reserve_mu_ (memory only). A sample older than a series' tail may be a resent one: that
-  // needs a read, done with no lock held, and the reservation starts over.
+  // reserve_mu_ (memory only). A sample older than a series' tail needs a read of what is stored
+  // at its time (a resent sample is ignored; within the out-of-order window a new one is
+  // accepted): those reads are done with no lock held, and the reservation starts over.
   uint64_t seq = 0;
   for (;;) {
-    std::optional<std::pair<size_t, size_t>> to_check;
+    std::vector<std::pair<size_t, size_t>> to_check;
     absl::Status reject;
     {
       absl::MutexLock reserve(&reserve_mu_);
-      for (size_t i = 0; i < pending.size() && !to_check && reject.ok(); ++i) {
+      const int64_t newest = max_time_.load();
+      // Out-of-order samples at or after this time are accepted.
+      int64_t ooo_floor = std::numeric_limits<int64_t>::max();
+      if (window > 0 && newest != std::numeric_limits<int64_t>::min()) {
+        ooo_floor = newest < std::numeric_limits<int64_t>::min() + window
+                        ? std::numeric_limits<int64_t>::min()
+                        : newest - window;
+      }
+      for (size_t i = 0; i < pending.size() && reject.ok(); ++i) {
         PendingSeries& p = pending[i];
         if (p.samples.empty()) continue;
         MemSeries* s = p.series;
@@ -326,14 +353,27 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
         plan.series = s;
         bool has = s->has_tail;
         Sample last = s->tail;
+        bool unchecked = false;
         for (size_t j = 0; j < p.samples.size(); ++j) {
           const Sample& x = p.samples[j];
           Verdict v = CheckSample(has, last, x);
-          if (v == Verdict::kOutOfOrder && plan.samples.empty() && !is_identical(i, j)) {
-            to_check = std::make_pair(i, j);
-            break;
+          if (v == Verdict::kOutOfOrder) {
+            if (!plan.ooo.empty() && plan.ooo.back().t == x.t) {
+              v = plan.ooo.back() == x ? Verdict::kIgnore : Verdict::kDuplicate;
+            } else if (auto c = stored.find({i, j}); c == stored.end()) {
+              to_check.emplace_back(i, j);
+              unchecked = true;
+              continue;
+            } else if (c->second == StoredKind::kIdentical) {
+              v = Verdict::kIgnore;
+            } else if (x.t >= ooo_floor) {
+              if (c->second == StoredKind::kNone) {
+                plan.ooo.push_back(x);
+                continue;
+              }
+              v = Verdict::kDuplicate;
+            }
           }
-          if (v == Verdict::kOutOfOrder && is_identical(i, j)) v = Verdict::kIgnore;
           if (v == Verdict::kIgnore) continue;
           if (v != Verdict::kAccept) {
             reject = RejectFor(v, Describe(p), x);
@@ -343,43 +383,49 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
           has = true;
           last = x;
         }
-        if (to_check || !reject.ok() || plan.samples.empty()) continue;
+        if (unchecked || !reject.ok() || (plan.samples.empty() && plan.ooo.empty())) continue;
         plan.prev_has_tail = s->has_tail;
         plan.prev_tail = s->tail;
-        s->has_tail = true;
-        s->tail = plan.samples.back();
-        if (s->inflight++ == 0) s->inflight_min_t = plan.samples.front().t;
-        else s->inflight_min_t = std::min(s->inflight_min_t, plan.samples.front().t);
+        if (!plan.samples.empty()) {
+          s->has_tail = true;
+          s->tail = plan.samples.back();
+        }
+        int64_t min_t = plan.samples.empty() ? plan.ooo.front().t : plan.samples.front().t;
+        if (!plan.ooo.empty()) min_t = std::min(min_t, plan.ooo.front().t);
+        if (s->inflight++ == 0) s->inflight_min_t = min_t;
+        else s->inflight_min_t = std::min(s->inflight_min_t, min_t);
         plan.write_index = !s->indexed;
         plan.indexed_day = s->last_indexed_day;
         plans.push_back(std::move(plan));
       }
-      if (!to_check && reject.ok() && !plans.empty()) {
+      if (to_check.empty() && reject.ok() && !plans.empty()) {
         absl::MutexLock lock(&wal_mu_);
         seq = next_wal_seq_++;
         inflight_.insert(seq);
       }
-      if (to_check || !reject.ok()) unreserve(plans);
+      if (!to_check.empty() || !reject.ok()) unreserve(plans);
     }
     if (!reject.ok()) return reject;
-    if (!to_check) break;
-    auto [i, j] = *to_check;
-    absl::StatusOr<bool> same = StoredIdentical(pending[i].series, pending[i].samples[j]);
-    if (!same.ok()) return same.status();
-    if (!*same) {
-      return RejectFor(Verdict::kOutOfOrder, Describe(pending[i]), pending[i].samples[j]);
+    if (to_check.empty()) break;
+    for (auto [i, j] : to_check) {
+      absl::StatusOr<StoredKind> kind = StoredAt(pending[i].series, pending[i].samples[j]);
+      if (!kind.ok()) return kind.status();
+      stored[{i, j}] = *kind;
     }
-    identical.push_back(*to_check);
   }
   if (plans.empty()) return absl::OkStatus();
 
   // One batch: series index keys, postings of new days, the WAL record.
   rocksdb::WriteBatch batch;
   std::string record;
-  const int64_t base_t = plans.front().samples.front().t;
-  BeginWalRecord(&record, plans.size(), base_t);
+  size_t entries = 0;
+  for (const Plan& plan : plans) {
+    entries += (plan.samples.empty() ? 0 : 1) + (plan.ooo.empty() ? 0 : 1);
+  }
+  const Plan& first = plans.front();
+  const int64_t base_t = first.samples.empty() ? first.ooo.front().t : first.samples.front().t;
+  BeginWalRecord(&record, entries, base_t);
   bool created = false;
-  std::string key;
   for (Plan& plan : plans) {
     MemSeries* s = plan.series;
     if (plan.write_index) {
@@ -389,16 +435,35 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
       batch.Put(series_cf(), SeriesByIdKey(tid, s->id), s->label_bytes);
       created = true;
     }
-    for (const Sample& x : plan.samples) {
-      const int32_t day = DayOf(x.t);
-      if (day <= plan.indexed_day) continue;
+    auto put_postings = [&](int32_t day) {
       ForEachEncodedLabel(s->label_bytes, [&](std::string_view name, std::string_view value) {
         batch.Put(postings_cf(), PostingKey(tid, day, name, value, s->id), rocksdb::Slice());
       });
+    };
+    for (const Sample& x : plan.samples) {
+      const int32_t day = DayOf(x.t);
+      if (day <= plan.indexed_day) continue;
+      put_postings(day);
       plan.indexed_day = day;
     }
-    AppendWalEntry(&record, base_t, tid, s->id, plan.write_index, s->label_bytes,
-                   plan.samples.data(), plan.samples.size());
+    // Late samples may fall on days the series has no postings for (puts are idempotent).
+    int32_t ooo_day = std::numeric_limits<int32_t>::min();
+    for (const Sample& x : plan.ooo) {
+      const int32_t day = DayOf(x.t);
+      if (day == ooo_day || day == plan.indexed_day) continue;
+      put_postings(day);
+      ooo_day = day;
+    }
+    bool labels_written = false;
+    if (!plan.samples.empty()) {
+      AppendWalEntry(&record, base_t, tid, s->id, plan.write_index, s->label_bytes,
+                     /*out_of_order=*/false, plan.samples.data(), plan.samples.size());
+      labels_written = plan.write_index;
+    }
+    if (!plan.ooo.empty()) {
+      AppendWalEntry(&record, base_t, tid, s->id, plan.write_index && !labels_written,
+                     s->label_bytes, /*out_of_order=*/true, plan.ooo.data(), plan.ooo.size());
+    }
   }
   if (created) {
     std::string next;
@@ -430,34 +495,59 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
   // samples in the head (and the WAL), so it does not fail the commit; Compact retries.
   rocksdb::WriteBatch chunks;
   std::vector<SealJob> jobs;
+  // Late samples older than the series' sealed chunks: merged into them below.
+  std::vector<std::pair<MemSeries*, std::vector<Sample>>> merges;
   int64_t appended = 0;
   for (Plan& plan : plans) {
     MemSeries* s = plan.series;
-    absl::MutexLock lock(&head_.ShardOf(*s).mu);
-    if (s->open.empty() || plan.samples.front().t > s->open.back().t) {
-      if (s->open.empty()) s->open.reserve(std::max(options_.max_samples_per_chunk, 1));
-      s->open.insert(s->open.end(), plan.samples.begin(), plan.samples.end());
-    } else {
-      // A commit that reserved later applied first: insert in time order.
-      for (const Sample& x : plan.samples) {
+    Head::Shard& shard = head_.ShardOf(*s);
+    absl::MutexLock lock(&shard.mu);
+    if (!plan.ooo.empty()) {
+      // A seal in progress would drop what is inserted at or before its end: wait for it.
+      auto not_sealing = [s]() { return !s->sealing; };
+      shard.mu.Await(absl::Condition(&not_sealing));
+      std::vector<Sample> older;
+      for (const Sample& x : plan.ooo) {
+        if (x.t <= s->sealed_max_t) {
+          older.push_back(x);
+          continue;
+        }
         auto pos = std::lower_bound(s->open.begin(), s->open.end(), x.t,
                                     [](const Sample& a, int64_t t) { return a.t < t; });
         if (pos == s->open.end() || pos->t != x.t) s->open.insert(pos, x);
       }
+      if (!older.empty()) merges.emplace_back(s, std::move(older));
+      NoteTime(plan.ooo.front().t);
+      appended += static_cast<int64_t>(plan.ooo.size());
     }
-    if (s->open_min_seq == 0 || seq < s->open_min_seq) s->open_min_seq = seq;
-    s->last_apply_seq = seq;
-    s->last_apply_first_t = plan.samples.front().t;
-    if (!s->has_last || plan.samples.back().t > s->last.t) {
-      s->last = plan.samples.back();
-      s->has_last = true;
+    if (!plan.samples.empty()) {
+      if (s->open.empty() || plan.samples.front().t > s->open.back().t) {
+        if (s->open.empty()) s->open.reserve(std::max(options_.max_samples_per_chunk, 1));
+        s->open.insert(s->open.end(), plan.samples.begin(), plan.samples.end());
+      } else {
+        // A commit that reserved later applied first: insert in time order.
+        for (const Sample& x : plan.samples) {
+          auto pos = std::lower_bound(s->open.begin(), s->open.end(), x.t,
+                                      [](const Sample& a, int64_t t) { return a.t < t; });
+          if (pos == s->open.end() || pos->t != x.t) s->open.insert(pos, x);
+        }
+      }
+      s->last_apply_seq = seq;
+      s->last_apply_first_t = plan.samples.front().t;
+      if (!s->has_last || plan.samples.back().t > s->last.t) {
+        s->last = plan.samples.back();
+        s->has_last = true;
+      }
+      appended += static_cast<int64_t>(plan.samples.size());
+      NoteTime(plan.samples.front().t);
+      NoteTime(plan.samples.back().t);
+    }
+    if (!s->open.empty() && (s->open_min_seq == 0 || seq < s->open_min_seq)) {
+      s->open_min_seq = seq;
     }
     s->last_indexed_day = std::max(s->last_indexed_day, plan.indexed_day);
     s->indexed = true;
     if (--s->inflight == 0) s->inflight_min_t = std::numeric_limits<int64_t>::max();
-    appended += static_cast<int64_t>(plan.samples.size());
-    NoteTime(plan.samples.front().t);
-    NoteTime(plan.samples.back().t);
     SealJob job;
     if (PrepareSealLocked(s, false, &chunks, &job)) jobs.push_back(job);
   }
@@ -471,9 +561,11 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
       FinishSealLocked(job, cs.ok());
     }
   }
+  // A failed merge fails the commit (a retry of the same samples merges them again).
+  absl::Status merged = MergeLateSamples(merges);
   absl::MutexLock lock(&wal_mu_);
   inflight_.erase(seq);
-  return absl::OkStatus();
+  return merged;
 }
 
 }  // namespace tidemark::internal

@@ -285,6 +285,7 @@ absl::Status DBImpl::LoadSealedTail(MemSeries* s) {
 
 absl::Status DBImpl::ReplayWal() {
   absl::flat_hash_map<uint64_t, MemSeries*> by_id;
+  std::map<MemSeries*, std::vector<Sample>> late;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), wal_cf()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     if (it->key().size() != 8) continue;
@@ -306,6 +307,11 @@ absl::Status DBImpl::ReplayWal() {
         MemSeries* s = found->second;
         absl::MutexLock lock(&head_.ShardOf(*s).mu);
         DeleteOpenSamplesLocked(s, deletion->mint, deletion->maxt);
+        if (auto l = late.find(s); l != late.end()) {
+          std::erase_if(l->second, [&](const Sample& x) {
+            return x.t >= deletion->mint && x.t <= deletion->maxt;
+          });
+        }
       }
       continue;
     }
@@ -352,7 +358,12 @@ absl::Status DBImpl::ReplayWal() {
       absl::MutexLock lock(&head_.ShardOf(*s).mu);
       bool applied = false;
       for (const Sample& sample : e.samples) {
-        if (sample.t <= s->sealed_max_t) continue;
+        if (sample.t <= s->sealed_max_t) {
+          // A late sample of a sealed time: merged into its chunk after replay (again, if it
+          // was before the crash: a merge keeps what is stored).
+          if (e.out_of_order) late[s].push_back(sample);
+          continue;
+        }
         auto pos = std::lower_bound(s->open.begin(), s->open.end(), sample.t,
                                     [](const Sample& a, int64_t t) { return a.t < t; });
         if (pos != s->open.end() && pos->t == sample.t) continue;
@@ -371,7 +382,15 @@ absl::Status DBImpl::ReplayWal() {
     }
   }
   if (!it->status().ok()) return FromRocks(it->status(), "replay WAL");
+  // Read-only: late samples of sealed times are seen once the writer has merged them.
   if (options_.read_only) return absl::OkStatus();
+  std::vector<std::pair<MemSeries*, std::vector<Sample>>> merges;
+  for (auto& [s, samples] : late) {
+    std::sort(samples.begin(), samples.end(),
+              [](const Sample& a, const Sample& b) { return a.t < b.t; });
+    if (!samples.empty()) merges.emplace_back(s, std::move(samples));
+  }
+  if (absl::Status st = MergeLateSamples(merges); !st.ok()) return st;
   uint64_t unused = std::numeric_limits<uint64_t>::max();
   return SealAll(false, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::min(),
                  &unused);

@@ -41,6 +41,8 @@ class WriteBufferManager;
 
 namespace tidemark::internal {
 
+enum class StoredKind : uint8_t { kNone, kIdentical, kDifferent };
+
 // Samples of one series buffered by an appender.
 struct PendingSeries {
   MemSeries* series = nullptr;  // pinned by the appender; nullptr: unknown at Append
@@ -109,9 +111,12 @@ class DBImpl : public DB {
   // Copies the head samples in [mint, maxt] of the series `labels` (if in the head).
   void CopyHeadSamples(uint32_t tenant, const Labels& labels, int64_t mint, int64_t maxt,
                        std::vector<Sample>* out);
-  // True when the series stores a sample equal (bit for bit) to `sample` at its timestamp: a
-  // resent sample older than the series' newest, ignored so that retried requests succeed.
-  absl::StatusOr<bool> StoredIdentical(MemSeries* series, const Sample& sample);
+  // What the series stores at `sample`'s timestamp (head or sealed chunks): nothing, the same
+  // sample bit for bit (a resent one, ignored so that retried requests succeed), or another.
+  absl::StatusOr<StoredKind> StoredAt(MemSeries* series, const Sample& sample);
+  // Merges late samples (increasing, each series' own) into the sealed chunks of their time,
+  // and writes them (not synced: the WAL holds them until the records are released).
+  absl::Status MergeLateSamples(std::span<const std::pair<MemSeries*, std::vector<Sample>>> late);
   // Commits buffered samples atomically (see Appender::Commit). Unpins every pending series.
   absl::Status CommitPending(std::string_view tenant, std::vector<PendingSeries>& pending);
 
@@ -159,6 +164,11 @@ class DBImpl : public DB {
   // Removes the samples in [mint, maxt] from a series' open chunk (deletion and its replay).
   static void DeleteOpenSamplesLocked(MemSeries* s, int64_t mint, int64_t maxt);
   // Rewrites the sealed chunks of one series without their samples in [mint, maxt] into `batch`.
+  // Merges `late` (increasing) into the series' sealed chunks in `batch`: each sample goes into
+  // the chunk that starts at or before it (the first chunk when none does); a sample at a time
+  // already stored is dropped.
+  absl::Status MergeIntoChunks(uint32_t tenant, uint64_t series_id, std::span<const Sample> late,
+                               rocksdb::WriteBatch* batch);
   absl::Status DeleteChunkSamples(uint32_t tenant, uint64_t series_id, int64_t mint,
                                   int64_t maxt, rocksdb::WriteBatch* batch);
   // Retention for exemplars (db_side.cc): drops every exemplar with a timestamp before the cutoff.

@@ -240,6 +240,7 @@ constexpr uint8_t kWalRecordV1 = 1;
 constexpr uint8_t kWalRecordV2 = 2;
 constexpr uint8_t kWalDeletion = 3;
 constexpr uint8_t kWalFlagLabels = 1;
+constexpr uint8_t kWalFlagOutOfOrder = 2;
 
 uint64_t ZigZag(int64_t v) {
   return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
@@ -267,11 +268,13 @@ void BeginWalRecord(std::string* out, size_t num_entries, int64_t base_t) {
 }
 
 void AppendWalEntry(std::string* out, int64_t base_t, uint32_t tenant, uint64_t series_id,
-                    bool has_labels, std::string_view label_bytes, const Sample* samples,
+                    bool has_labels, std::string_view label_bytes, bool out_of_order,
+                    const Sample* samples,
                     size_t num_samples) {
   PutVarint(out, tenant);
   PutVarint(out, series_id);
-  out->push_back(static_cast<char>(has_labels ? kWalFlagLabels : 0));
+  out->push_back(static_cast<char>((has_labels ? kWalFlagLabels : 0) |
+                                   (out_of_order ? kWalFlagOutOfOrder : 0)));
   if (has_labels) {
     PutVarint(out, label_bytes.size());
     out->append(label_bytes);
@@ -300,7 +303,8 @@ void EncodeWalRecord(const std::vector<WalEntry>& entries, std::string* out) {
   for (const WalEntry& e : entries) {
     labels.clear();
     if (e.has_labels) EncodeLabels(e.labels, &labels);
-    AppendWalEntry(out, base_t, e.tenant, e.series_id, e.has_labels, labels, e.samples.data(),
+    AppendWalEntry(out, base_t, e.tenant, e.series_id, e.has_labels, labels, e.out_of_order,
+                   e.samples.data(),
                    e.samples.size());
   }
 }
@@ -381,7 +385,8 @@ absl::StatusOr<std::vector<WalEntry>> DecodeWalRecord(std::string_view in) {
       flags = static_cast<uint8_t>(in[0]);
       in.remove_prefix(1);
     }
-    if (flags & ~kWalFlagLabels) return corrupt("unknown entry flags");
+    if (flags & ~(kWalFlagLabels | kWalFlagOutOfOrder)) return corrupt("unknown entry flags");
+    e.out_of_order = (flags & kWalFlagOutOfOrder) != 0;
     if (flags & kWalFlagLabels) {
       std::string_view labels;
       if (!GetLengthPrefixed(&in, &labels)) return corrupt("truncated labels");

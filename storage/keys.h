@@ -101,6 +101,7 @@ struct WalEntry {
   uint64_t series_id = 0;
   bool has_labels = false;  // set when the commit created the series
   Labels labels;
+  bool out_of_order = false;  // older than the series' newest sample when accepted
   std::vector<Sample> samples;
 };
 // Encodes a record in the current version (2).
@@ -110,8 +111,8 @@ void EncodeWalRecord(const std::vector<WalEntry>& entries, std::string* out);
 // EncodeLabels' form, written when `has_labels`. `samples` is not empty.
 void BeginWalRecord(std::string* out, size_t num_entries, int64_t base_t);
 void AppendWalEntry(std::string* out, int64_t base_t, uint32_t tenant, uint64_t series_id,
-                    bool has_labels, std::string_view label_bytes, const Sample* samples,
-                    size_t num_samples);
+                    bool has_labels, std::string_view label_bytes, bool out_of_order,
+                    const Sample* samples, size_t num_samples);
 // Decodes records of version 1 and 2 (a deletion record is an error here: check
 // IsWalDeletion first).
 absl::StatusOr<std::vector<WalEntry>> DecodeWalRecord(std::string_view in);

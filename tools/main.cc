@@ -39,6 +39,7 @@ struct ServeFlags {
   std::string retention;
   std::string fsync;
   std::string memory_budget;
+  std::string out_of_order_window;
   std::string query_timeout;
   std::string lookback_delta;
   int64_t max_samples = 0;
@@ -112,6 +113,13 @@ int Serve(const ServeFlags& flags, const CLI::App& cmd) {
     if (!ms.ok()) return Fail(absl::StrCat("--storage.retention: ", ms.status().message()));
     config.retention_ms = *ms;
   }
+  if (given("--storage.out-of-order-window")) {
+    absl::StatusOr<int64_t> ms = api::ParseModelDuration(flags.out_of_order_window);
+    if (!ms.ok()) {
+      return Fail(absl::StrCat("--storage.out-of-order-window: ", ms.status().message()));
+    }
+    config.out_of_order_window_ms = *ms;
+  }
   if (given("--storage.fsync")) {
     absl::StatusOr<SyncPolicy> sync = api::ParseSyncPolicy(flags.fsync);
     if (!sync.ok()) return Fail(absl::StrCat("--storage.fsync: ", sync.status().message()));
@@ -170,6 +178,7 @@ int Serve(const ServeFlags& flags, const CLI::App& cmd) {
       {"storage.retention", options.storage_retention},
       {"storage.fsync", config.sync == SyncPolicy::kAlways ? "always" : "never"},
       {"storage.memory-budget", std::to_string(config.memory_budget_bytes)},
+      {"storage.out-of-order-window", promql::FormatDuration(config.out_of_order_window_ms)},
       {"web.listen-address", config.listen_address},
       {"web.allow-unauthenticated-remote", config.allow_unauthenticated_remote ? "true" : "false"},
       {"query.timeout", promql::FormatDuration(config.query_timeout_ms)},
@@ -188,6 +197,7 @@ int Serve(const ServeFlags& flags, const CLI::App& cmd) {
   db_options.sync = config.sync;
   db_options.retention_ms = config.retention_ms;
   db_options.memory_budget_bytes = config.memory_budget_bytes;
+  db_options.out_of_order_window_ms = config.out_of_order_window_ms;
   absl::StatusOr<std::unique_ptr<DB>> db = DB::Open(db_options);
   if (!db.ok()) {
     server.Shutdown();
@@ -245,6 +255,8 @@ int main(int argc, char** argv) {
                     "How long to keep samples, e.g. 15d, 720h (default 15d; 0 keeps all)");
   serve->add_option("--storage.fsync", flags.fsync,
                     "When acknowledged samples reach the disk: always | never (default always)");
+  serve->add_option("--storage.out-of-order-window", flags.out_of_order_window,
+                    "Accept samples up to this much older than the newest, e.g. 10m (default 0)");
   serve->add_option("--storage.memory-budget", flags.memory_budget,
                     "Memory for the head, memtables and block cache, e.g. 512MiB (default 256MiB)");
   serve->add_option("--query.timeout", flags.query_timeout, "Query timeout (default 2m)");

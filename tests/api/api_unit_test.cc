@@ -317,6 +317,16 @@ TEST(ConfigTest, MemoryBudgetAndByteSizes) {
   EXPECT_FALSE(ParseConfig("storage: {memory_budget: lots}").ok());
 }
 
+TEST(ConfigTest, OutOfOrderWindow) {
+  EXPECT_EQ(ParseConfig("")->out_of_order_window_ms, 0);
+  absl::StatusOr<Config> config = ParseConfig("storage: {out_of_order_window: 10m}");
+  ASSERT_TRUE(config.ok()) << config.status();
+  EXPECT_EQ(config->out_of_order_window_ms, 600000);
+  config = ParseConfig("storage: {out_of_order_window: soon}");
+  ASSERT_FALSE(config.ok());
+  EXPECT_NE(config.status().message().find("storage.out_of_order_window"), std::string::npos);
+}
+
 TEST(ConfigTest, DefaultsAndErrors) {
   absl::StatusOr<Config> empty = ParseConfig("");
   ASSERT_TRUE(empty.ok()) << empty.status();

@@ -1,4 +1,5 @@
-// DBImpl::DeleteSeries: deleting the samples of matching series in a time range.
+// Rewrites of sealed chunks: DBImpl::DeleteSeries (deleting the samples of matching series in a
+// time range) and the merge of late samples accepted by the out-of-order window.
 //
 // Deletion is physical, not a tombstone: the head's open chunks lose the samples at once and
 // the sealed chunks that overlap the range are rewritten without them. What makes it durable
@@ -85,6 +86,96 @@ absl::Status DBImpl::DeleteChunkSamples(uint32_t tenant, uint64_t series_id, int
   }
   if (!it->status().ok()) {
     return absl::InternalError(absl::StrCat("read chunks: ", it->status().ToString()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DBImpl::MergeIntoChunks(uint32_t tenant, uint64_t series_id,
+                                     std::span<const Sample> late, rocksdb::WriteBatch* batch) {
+  const std::string prefix = ChunkSeriesPrefix(tenant, series_id);
+  auto is_chunk = [&prefix](rocksdb::Iterator* it) {
+    return it->Valid() && it->key().size() == kChunkKeySize && StartsWith(it->key(), prefix);
+  };
+  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), chunks_cf()));
+  const size_t max = static_cast<size_t>(std::max(options_.max_samples_per_chunk, 1));
+  std::vector<Sample> stored, merged;
+  std::string encoded;
+  ChunkIterator chunk;
+  size_t i = 0;
+  while (i < late.size()) {
+    it->SeekForPrev(ChunkKey(tenant, series_id, late[i].t));
+    if (!is_chunk(it.get())) it->Seek(prefix);
+    const bool found = is_chunk(it.get());
+    std::string key;
+    stored.clear();
+    int64_t next_start = std::numeric_limits<int64_t>::max();
+    if (found) {
+      key = it->key().ToString();
+      chunk.Reset(View(it->value()));
+      while (chunk.Next()) stored.push_back(chunk.At());
+      if (!chunk.status().ok()) {
+        return absl::DataLossError(absl::StrCat("chunk of series ", series_id, ": ",
+                                                chunk.status().message()));
+      }
+      it->Next();
+      if (is_chunk(it.get())) next_start = ChunkKeyStart(View(it->key()));
+    }
+    if (!it->status().ok()) return FromRocks(it->status(), "read chunks");
+    // This chunk takes the late samples before the next chunk; the first of a later group
+    // starts at or after that chunk, whose key it finds.
+    size_t end = i;
+    while (end < late.size() && late[end].t < next_start) ++end;
+    merged.clear();
+    size_t a = 0;
+    for (size_t b = i; a < stored.size() || b < end;) {
+      if (b == end || (a < stored.size() && stored[a].t <= late[b].t)) {
+        if (b < end && late[b].t == stored[a].t) ++b;  // stored already: it stays
+        merged.push_back(stored[a++]);
+      } else if (!merged.empty() && merged.back().t == late[b].t) {
+        ++b;
+      } else {
+        merged.push_back(late[b++]);
+      }
+    }
+    i = end;
+    if (merged.size() == stored.size()) continue;
+    if (found) batch->Delete(chunks_cf(), key);
+    // Up to twice the usual size stays one chunk; beyond, chunks of the usual size.
+    const size_t piece = merged.size() <= 2 * max ? merged.size() : max;
+    for (size_t begin = 0; begin < merged.size(); begin += piece) {
+      const size_t n = std::min(piece, merged.size() - begin);
+      encoded.clear();
+      absl::Status st =
+          EncodeChunk(std::span<const Sample>(merged.data() + begin, n), &encoded);
+      if (!st.ok()) return st;
+      batch->Put(chunks_cf(), ChunkKey(tenant, series_id, merged[begin].t), encoded);
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status DBImpl::MergeLateSamples(
+    std::span<const std::pair<MemSeries*, std::vector<Sample>>> late) {
+  for (const auto& [s, samples] : late) {
+    Head::Shard& shard = head_.ShardOf(*s);
+    {
+      // The series' chunks are ours until the merge is written: no seal meanwhile.
+      absl::MutexLock lock(&shard.mu);
+      auto not_sealing = [s = s]() { return !s->sealing; };
+      shard.mu.Await(absl::Condition(&not_sealing));
+      s->sealing = true;
+    }
+    rocksdb::WriteBatch batch;
+    absl::Status st = MergeIntoChunks(s->tenant, s->id, samples, &batch);
+    if (st.ok() && batch.Count() > 0) {
+      rocksdb::Status rs = db_->Write(rocksdb::WriteOptions(), &batch);
+      if (!rs.ok()) st = FromRocks(rs, "merge late samples into chunks");
+    }
+    {
+      absl::MutexLock lock(&shard.mu);
+      s->sealing = false;
+    }
+    if (!st.ok()) return st;
   }
   return absl::OkStatus();
 }
