@@ -1,8 +1,10 @@
-// Prometheus remote write 1.0 and 2.0: snappy block -> prompb.WriteRequest or writev2.Request
-// -> Appender, then exemplars and metadata -> SideStore.
+// Prometheus remote write 1.0 and 2.0: snappy block -> prompb.WriteRequest (decoded in place by
+// ingest/rw1_decode.h, views into the decoded body) or writev2.Request (libprotobuf) ->
+// Appender, then exemplars and metadata -> SideStore.
 //
 // Order of checks: headers, framed-snappy magic, compressed and declared decoded size against
-// the limit (before any allocation), snappy decode, protobuf parse (into an arena), then per
+// the limit (before any allocation), snappy decode, protobuf parse (1.0: the whole request
+// before anything is appended; 2.0: into an arena), then per
 // series: histograms refused, labels validated (2.0: every symbol reference checked first),
 // samples appended. The first failure rolls back. Exemplars and metadata are stored only after
 // the samples are committed.
@@ -20,14 +22,13 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "ingest/proto/remote_write.pb.h"
 #include "ingest/proto/remote_write2.pb.h"
+#include "ingest/rw1_decode.h"
 #include "storage/labels.h"
 
 namespace tidemark::ingest {
 namespace {
 
-namespace prompb = ::tidemark::ingest::prompb;
 namespace writev2 = ::tidemark::ingest::writev2;
 
 // A snappy framing-format stream opens with this stream-identifier chunk.
@@ -296,13 +297,40 @@ std::unique_ptr<SideStore> DBSideStore(DB& db, std::string_view tenant) {
 
 namespace {
 
+// Label strings recycled across the series of a request: Assign copies views into strings
+// that keep their capacity (grown ones are kept in `spare` while a series has fewer labels).
+struct LabelBuffer {
+  std::vector<Label> items;
+  std::vector<Label> spare;
+
+  void Assign(std::span<const internal::Rw1Label> labels) {
+    while (items.size() > labels.size()) {
+      spare.push_back(std::move(items.back()));
+      items.pop_back();
+    }
+    while (items.size() < labels.size()) {
+      if (spare.empty()) {
+        items.emplace_back();
+      } else {
+        items.push_back(std::move(spare.back()));
+        spare.pop_back();
+      }
+    }
+    for (size_t i = 0; i < labels.size(); ++i) {
+      items[i].name.assign(labels[i].name.data(), labels[i].name.size());
+      items[i].value.assign(labels[i].value.data(), labels[i].value.size());
+    }
+  }
+};
+
 // Appends one series' samples; on failure rolls back and returns the result to send.
 std::optional<WriteResult> AppendSamples(const Labels& labels,
-                                         std::span<const std::pair<int64_t, double>> samples,
+                                         std::span<const internal::Rw1Sample> samples,
                                          Appender& appender, WriteResult& result,
                                          int64_t total_samples) {
-  for (const auto& [t, v] : samples) {
-    absl::Status s = appender.Append(labels, t, v);
+  for (const internal::Rw1Sample& sample : samples) {
+    const int64_t t = sample.timestamp;
+    absl::Status s = appender.Append(labels, t, sample.value);
     if (s.ok()) continue;
     std::string where =
         absl::StrCat(" (series ", DescribeSeries(labels.items()), ", timestamp ", t, ")");
@@ -352,20 +380,17 @@ WriteResult HandleRemoteWrite(std::string_view body, std::string_view content_en
   absl::StatusOr<std::string> decoded = DecodeBody(body, content_encoding, limits);
   if (!decoded.ok()) return Fail(std::move(result), decoded.status());
 
-  // --- protobuf ---
-  google::protobuf::Arena arena;
-  auto* request = google::protobuf::Arena::CreateMessage<prompb::WriteRequest>(&arena);
-  if (!request->ParseFromArray(decoded->data(), static_cast<int>(decoded->size()))) {
+  // --- protobuf: views into *decoded, which lives until the end ---
+  internal::Rw1Request request;
+  if (absl::Status s = internal::DecodeRw1WriteRequest(*decoded, &request); !s.ok()) {
     return Fail(std::move(result),
                 absl::InvalidArgumentError(absl::StrCat(
                     "decode protobuf: not a valid prometheus.WriteRequest (", decoded->size(),
-                    " decoded bytes)")));
+                    " decoded bytes): ", s.message())));
   }
-  *decoded = std::string();
 
-  int64_t total_samples = 0;
-  for (const prompb::TimeSeries& ts : request->timeseries()) total_samples += ts.samples_size();
-  result.series = request->timeseries_size();
+  const auto total_samples = static_cast<int64_t>(request.samples.size());
+  result.series = static_cast<int64_t>(request.series.size());
 
   // Refusals of the request as a whole: every sample in it is rejected, nothing is stored.
   auto reject = [&](RejectReason reason, absl::Status status) {
@@ -376,57 +401,53 @@ WriteResult HandleRemoteWrite(std::string_view body, std::string_view content_en
   };
 
   // --- series ---
+  // One label vector is recycled from series to series, so that a series the appender already
+  // knows costs no allocation (only a copy into strings that already have the room).
   SideData side;
-  std::vector<Label> raw;
-  std::vector<std::pair<int64_t, double>> samples;
-  for (prompb::TimeSeries& ts : *request->mutable_timeseries()) {
-    raw.clear();
-    raw.reserve(ts.labels_size());
-    for (prompb::Label& l : *ts.mutable_labels()) {
-      raw.push_back(Label{std::move(*l.mutable_name()), std::move(*l.mutable_value())});
-    }
-    if (raw.empty()) {
+  LabelBuffer raw;
+  for (const internal::Rw1Series& ts : request.series) {
+    raw.Assign(request.LabelsOf(ts));
+    if (raw.items.empty()) {
       return reject(RejectReason::kInvalidLabels,
                     absl::InvalidArgumentError("invalid labels: series with no labels"));
     }
-    if (absl::Status s = Labels::Validate(raw); !s.ok()) {
+    if (absl::Status s = Labels::Validate(raw.items); !s.ok()) {
       return reject(RejectReason::kInvalidLabels,
                     absl::InvalidArgumentError(absl::StrCat(
-                        s.message(), " (series ", DescribeSeries(raw), ")")));
+                        s.message(), " (series ", DescribeSeries(raw.items), ")")));
     }
-    if (ts.histograms_size() > 0) {
+    if (ts.histograms > 0) {
       return reject(RejectReason::kNone,
                     absl::InvalidArgumentError(absl::StrCat(
-                        "native histograms are not supported yet (series ", DescribeSeries(raw),
+                        "native histograms are not supported yet (series ",
+                        DescribeSeries(raw.items),
                         "); disable send_native_histograms for this remote write")));
     }
-    const Labels labels = Labels::FromSortedUnchecked(std::move(raw));
-    samples.clear();
-    for (const prompb::Sample& sample : ts.samples()) {
-      samples.emplace_back(sample.timestamp(), sample.value());
-    }
-    if (auto failed = AppendSamples(labels, samples, appender, result, total_samples)) {
+    Labels labels = Labels::FromSortedUnchecked(std::move(raw.items));
+    if (auto failed =
+            AppendSamples(labels, request.SamplesOf(ts), appender, result, total_samples)) {
       return *std::move(failed);
     }
-    if (ts.exemplars_size() > 0 && store != nullptr) {
+    if (ts.exemplars_end > ts.exemplars_begin && store != nullptr) {
       SeriesExemplarBatch batch{labels, {}};
-      for (prompb::Exemplar& e : *ts.mutable_exemplars()) {
+      for (const internal::Rw1Exemplar& e : request.ExemplarsOf(ts)) {
         std::vector<Label> el;
-        for (prompb::Label& l : *e.mutable_labels()) {
-          el.push_back(Label{std::move(*l.mutable_name()), std::move(*l.mutable_value())});
+        el.reserve(e.labels_end - e.labels_begin);
+        for (const internal::Rw1Label& l : request.LabelsOf(e)) {
+          el.push_back(Label{std::string(l.name), std::string(l.value)});
         }
         batch.exemplars.push_back(
-            Exemplar{Labels::FromUnsorted(std::move(el)), e.value(), e.timestamp()});
+            Exemplar{Labels::FromUnsorted(std::move(el)), e.value, e.timestamp});
       }
       side.exemplars.push_back(std::move(batch));
     }
-    raw = std::vector<Label>();  // moved from above; start afresh
+    raw.items = std::move(labels).TakeItems();
   }
   if (store != nullptr) {
-    for (prompb::MetricMetadata& md : *request->mutable_metadata()) {
-      AddMetadata(side, std::move(*md.mutable_metric_family_name()),
-                  MetricMetadata{MetricTypeName(md.type()), std::move(*md.mutable_help()),
-                                 std::move(*md.mutable_unit())});
+    for (const internal::Rw1Metadata& md : request.metadata) {
+      AddMetadata(side, std::string(md.metric_family_name),
+                  MetricMetadata{MetricTypeName(md.type), std::string(md.help),
+                                 std::string(md.unit)});
     }
   }
   return Finish(std::move(result), appender, total_samples, store, side);
@@ -566,11 +587,11 @@ WriteResult HandleRemoteWrite2(std::string_view body, std::string_view content_e
   }
 
   // --- append ---
-  std::vector<std::pair<int64_t, double>> samples;
+  std::vector<internal::Rw1Sample> samples;
   for (int i = 0; i < request->timeseries_size(); ++i) {
     samples.clear();
     for (const writev2::Sample& sample : request->timeseries(i).samples()) {
-      samples.emplace_back(sample.timestamp(), sample.value());
+      samples.push_back(internal::Rw1Sample{sample.value(), sample.timestamp()});
     }
     if (auto failed = AppendSamples(series_labels[static_cast<size_t>(i)], samples, appender,
                                     result, total_samples)) {

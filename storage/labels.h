@@ -47,6 +47,8 @@ class Labels {
   std::string_view MetricName() const { return Get(kMetricNameLabel); }
 
   const std::vector<Label>& items() const { return labels_; }
+  // Moves the labels out (to reuse their strings); the Labels is left empty.
+  std::vector<Label> TakeItems() && { return std::move(labels_); }
   size_t size() const { return labels_.size(); }
   bool empty() const { return labels_.empty(); }
   auto begin() const { return labels_.begin(); }

@@ -17,6 +17,7 @@
 #include <CLI/CLI.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
 #include "api/auth.h"
@@ -240,6 +241,10 @@ int HashToken() {
 
 int main(int argc, char** argv) {
   using tidemark::api::CurrentBuild;
+  // Debian builds abseil without NDEBUG, which turns on the lock-order (deadlock) graph on every
+  // Mutex acquisition: about 13% of the CPU of an ingest commit (bench/RESULTS.md). Tests keep
+  // it on; the binary does not pay for it.
+  absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   CLI::App app{"Tidemark: an embedded time-series metrics store with a Prometheus API."};
   app.require_subcommand(1);
 

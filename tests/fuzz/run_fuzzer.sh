@@ -63,8 +63,8 @@ case "$NAME" in
     LIB_SRCS+=(storage/matcher.cc storage/labels.cc)
     PKGS+=(re2)
     ;;
-  remote_write_fuzz|remote_write2_fuzz)
-    LIB_SRCS=(ingest/remote_write.cc storage/labels.cc storage/appender.cc)
+  remote_write_fuzz|remote_write2_fuzz|remote_write_decode_fuzz)
+    LIB_SRCS=(ingest/remote_write.cc ingest/rw1_decode.cc storage/labels.cc storage/appender.cc)
     PROTOS=(ingest/proto/remote_write.proto ingest/proto/remote_write2.proto)
     FAMILY=remote_write
     PKGS+=(protobuf)
