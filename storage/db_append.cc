@@ -231,9 +231,7 @@ void DBImpl::CopyHeadSamples(uint32_t tenant, const Labels& labels, int64_t mint
   absl::MutexLock lock(&shard.mu);
   MemSeries* s = Head::FindLocked(shard, Head::Key{hash, tenant, &labels});
   if (s == nullptr) return;
-  auto it = std::lower_bound(s->open.begin(), s->open.end(), mint,
-                             [](const Sample& a, int64_t t) { return a.t < t; });
-  for (; it != s->open.end() && it->t <= maxt; ++it) out->push_back(*it);
+  s->open.CopyRange(mint, maxt, out);
 }
 
 absl::StatusOr<StoredKind> DBImpl::StoredAt(MemSeries* series, const Sample& sample) {
@@ -242,9 +240,7 @@ absl::StatusOr<StoredKind> DBImpl::StoredAt(MemSeries* series, const Sample& sam
   };
   {
     absl::MutexLock lock(&head_.ShardOf(*series).mu);
-    auto it = std::lower_bound(series->open.begin(), series->open.end(), sample.t,
-                               [](const Sample& a, int64_t t) { return a.t < t; });
-    if (it != series->open.end() && it->t == sample.t) return kind(*it);
+    if (std::optional<Sample> at = series->open.Find(sample.t)) return kind(*at);
     if (sample.t > series->sealed_max_t) return StoredKind::kNone;
   }
   // Sealed: the chunk that starts at or before the timestamp.
@@ -512,9 +508,7 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
           older.push_back(x);
           continue;
         }
-        auto pos = std::lower_bound(s->open.begin(), s->open.end(), x.t,
-                                    [](const Sample& a, int64_t t) { return a.t < t; });
-        if (pos == s->open.end() || pos->t != x.t) s->open.insert(pos, x);
+        s->open.Insert(x);
       }
       if (!older.empty()) merges.emplace_back(s, std::move(older));
       NoteTime(plan.ooo.front().t);
@@ -522,15 +516,10 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
     }
     if (!plan.samples.empty()) {
       if (s->open.empty() || plan.samples.front().t > s->open.back().t) {
-        if (s->open.empty()) s->open.reserve(std::max(options_.max_samples_per_chunk, 1));
-        s->open.insert(s->open.end(), plan.samples.begin(), plan.samples.end());
+        for (const Sample& x : plan.samples) s->open.Append(x);
       } else {
         // A commit that reserved later applied first: insert in time order.
-        for (const Sample& x : plan.samples) {
-          auto pos = std::lower_bound(s->open.begin(), s->open.end(), x.t,
-                                      [](const Sample& a, int64_t t) { return a.t < t; });
-          if (pos == s->open.end() || pos->t != x.t) s->open.insert(pos, x);
-        }
+        for (const Sample& x : plan.samples) s->open.Insert(x);
       }
       s->last_apply_seq = seq;
       s->last_apply_first_t = plan.samples.front().t;

@@ -364,10 +364,7 @@ absl::Status DBImpl::ReplayWal() {
           if (e.out_of_order) late[s].push_back(sample);
           continue;
         }
-        auto pos = std::lower_bound(s->open.begin(), s->open.end(), sample.t,
-                                    [](const Sample& a, int64_t t) { return a.t < t; });
-        if (pos != s->open.end() && pos->t == sample.t) continue;
-        s->open.insert(pos, sample);
+        if (!s->open.Insert(sample)) continue;
         applied = true;
         if (!s->has_last || sample.t > s->last.t) {
           s->last = sample;
@@ -493,12 +490,13 @@ bool DBImpl::PrepareSealLocked(MemSeries* s, bool force, rocksdb::WriteBatch* ba
       return false;
     }
   }
-  auto cuts = ChunkCuts(s->open, options_.max_samples_per_chunk, options_.max_chunk_span_ms,
-                        force);
+  std::vector<Sample> open;
+  s->open.Decode(&open);
+  auto cuts = ChunkCuts(open, options_.max_samples_per_chunk, options_.max_chunk_span_ms, force);
   // A commit that reserved samples and has not applied them yet may insert them at or after
   // inflight_min_t: never seal that far.
   if (s->inflight > 0) {
-    while (!cuts.empty() && s->open[cuts.back().second - 1].t >= s->inflight_min_t) {
+    while (!cuts.empty() && open[cuts.back().second - 1].t >= s->inflight_min_t) {
       cuts.pop_back();
     }
   }
@@ -507,16 +505,16 @@ bool DBImpl::PrepareSealLocked(MemSeries* s, bool force, rocksdb::WriteBatch* ba
   for (auto [begin, end] : cuts) {
     chunk.clear();
     absl::Status st = EncodeChunk(
-        std::span<const Sample>(s->open.data() + begin, end - begin), &chunk);
+        std::span<const Sample>(open.data() + begin, end - begin), &chunk);
     if (!st.ok()) {
       // Cannot happen for validated samples; keep them in the head (and the WAL).
       return false;
     }
-    batch->Put(chunks_cf(), ChunkKey(s->tenant, s->id, s->open[begin].t), chunk);
+    batch->Put(chunks_cf(), ChunkKey(s->tenant, s->id, open[begin].t), chunk);
   }
   s->sealing = true;
   job->series = s;
-  job->end_t = s->open[cuts.back().second - 1].t;
+  job->end_t = open[cuts.back().second - 1].t;
   job->chunks = static_cast<int>(cuts.size());
   return true;
 }
@@ -525,14 +523,11 @@ void DBImpl::FinishSealLocked(const SealJob& job, bool written) {
   MemSeries* s = job.series;
   s->sealing = false;
   if (!written) return;
-  auto end = std::upper_bound(s->open.begin(), s->open.end(), job.end_t,
-                              [](int64_t t, const Sample& a) { return t < a.t; });
-  s->open.erase(s->open.begin(), end);
+  s->open.EraseThrough(job.end_t);  // emptied, it keeps no buffer
   s->sealed_max_t = std::max(s->sealed_max_t, job.end_t);
   chunks_sealed_ += job.chunks;
   if (s->open.empty()) {
     s->open_min_seq = 0;
-    std::vector<Sample>().swap(s->open);  // an idle series keeps no buffer
   } else if (s->last_apply_seq != 0 && s->open.front().t >= s->last_apply_first_t) {
     s->open_min_seq = std::max(s->open_min_seq, s->last_apply_seq);
   }

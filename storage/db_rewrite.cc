@@ -32,15 +32,8 @@ constexpr size_t kMaxBatchBytes = 8 << 20;
 }  // namespace
 
 void DBImpl::DeleteOpenSamplesLocked(MemSeries* s, int64_t mint, int64_t maxt) {
-  auto first = std::lower_bound(s->open.begin(), s->open.end(), mint,
-                                [](const Sample& a, int64_t t) { return a.t < t; });
-  auto last = std::upper_bound(first, s->open.end(), maxt,
-                               [](int64_t t, const Sample& a) { return t < a.t; });
-  s->open.erase(first, last);
-  if (s->open.empty()) {
-    s->open_min_seq = 0;
-    std::vector<Sample>().swap(s->open);
-  }
+  s->open.EraseRange(mint, maxt);
+  if (s->open.empty()) s->open_min_seq = 0;
 }
 
 absl::Status DBImpl::DeleteChunkSamples(uint32_t tenant, uint64_t series_id, int64_t mint,

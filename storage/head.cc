@@ -63,7 +63,7 @@ Labels MemSeries::labels() const {
 int64_t MemSeries::MemoryBytes() const {
   int64_t bytes = static_cast<int64_t>(sizeof(MemSeries) + sizeof(void*) * 2);  // + set slot
   if (label_bytes.capacity() > 15) bytes += static_cast<int64_t>(label_bytes.capacity() + 1);
-  bytes += static_cast<int64_t>(open.capacity() * sizeof(Sample));
+  bytes += open.MemoryBytes();
   return bytes;
 }
 

@@ -26,6 +26,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/synchronization/mutex.h"
 #include "storage/labels.h"
+#include "storage/open_chunk.h"
 #include "storage/sample.h"
 
 namespace tidemark::internal {
@@ -43,7 +44,7 @@ struct MemSeries {
   std::string label_bytes;  // EncodeLabels(labels)
 
   // Guarded by the shard's mutex.
-  std::vector<Sample> open;    // the open chunk, increasing timestamps
+  OpenChunk open;              // the open chunk, increasing timestamps (encoded)
   uint64_t open_min_seq = 0;   // lowest WAL sequence holding a sample of `open` (0: none)
   bool has_last = false;       // a sample is stored (open or sealed)
   Sample last;                 // the newest stored sample

@@ -1,0 +1,226 @@
+#include "storage/open_chunk.h"
+
+#include <algorithm>
+#include <bit>
+
+#include "storage/bit_stream.h"
+
+namespace tidemark::internal {
+namespace {
+
+uint64_t ZigZag64(int64_t v) {
+  return (static_cast<uint64_t>(v) << 1) ^ static_cast<uint64_t>(v >> 63);
+}
+int64_t UnZigZag64(uint64_t v) {
+  return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1);
+}
+
+uint64_t Bits(double v) { return std::bit_cast<uint64_t>(v); }
+
+bool ByTime(const Sample& a, int64_t t) { return a.t < t; }
+
+}  // namespace
+
+void OpenChunk::PutBits(uint64_t value, int n) {
+  while (n > 0) {
+    const int room = 8 - acc_bits_;
+    const int take = std::min(room, n);
+    const uint64_t chunk = (value >> (n - take)) & ((uint64_t{1} << take) - 1);
+    acc_ = (acc_ << take) | chunk;
+    acc_bits_ = static_cast<uint8_t>(acc_bits_ + take);
+    n -= take;
+    if (acc_bits_ == 8) {
+      if (bytes_.size() == bytes_.capacity()) {
+        bytes_.reserve(std::max<size_t>(32, bytes_.capacity() + bytes_.capacity() / 2));
+      }
+      bytes_.push_back(static_cast<char>(acc_ & 0xff));
+      acc_ = 0;
+      acc_bits_ = 0;
+    }
+  }
+}
+
+void OpenChunk::Append(const Sample& s) {
+  if (count_ == 0) {
+    first_ = last_ = s;
+    count_ = 1;
+    delta_ = 0;
+    lead_ = 0xff;
+    return;
+  }
+  // Wrapping arithmetic: any pair of int64 timestamps round-trips.
+  const auto delta = static_cast<int64_t>(static_cast<uint64_t>(s.t) -
+                                          static_cast<uint64_t>(last_.t));
+  const uint64_t zz = ZigZag64(static_cast<int64_t>(static_cast<uint64_t>(delta) -
+                                                    static_cast<uint64_t>(delta_)));
+  if (zz == 0) {
+    PutBits(0, 1);
+  } else if (zz < (uint64_t{1} << 7)) {
+    PutBits(0b10, 2);
+    PutBits(zz, 7);
+  } else if (zz < (uint64_t{1} << 12)) {
+    PutBits(0b110, 3);
+    PutBits(zz, 12);
+  } else if (zz < (uint64_t{1} << 20)) {
+    PutBits(0b1110, 4);
+    PutBits(zz, 20);
+  } else {
+    PutBits(0b1111, 4);
+    PutBits(zz, 64);
+  }
+  const uint64_t x = Bits(s.v) ^ Bits(last_.v);
+  if (x == 0) {
+    PutBits(0, 1);
+  } else {
+    const int lead = std::countl_zero(x);
+    const int trail = std::countr_zero(x);
+    if (lead_ != 0xff && lead >= lead_ && trail >= trail_) {
+      PutBits(0b10, 2);
+      PutBits(x >> trail_, 64 - lead_ - trail_);
+    } else {
+      const int sig = 64 - lead - trail;  // 1..64
+      PutBits(0b11, 2);
+      PutBits(static_cast<uint64_t>(lead), 6);
+      PutBits(static_cast<uint64_t>(sig - 1), 6);
+      PutBits(x >> trail, sig);
+      lead_ = static_cast<uint8_t>(lead);
+      trail_ = static_cast<uint8_t>(trail);
+    }
+  }
+  delta_ = delta;
+  last_ = s;
+  ++count_;
+}
+
+void OpenChunk::Decode(std::vector<Sample>* out) const {
+  if (count_ == 0) return;
+  out->reserve(out->size() + count_);
+  out->push_back(first_);
+  if (count_ == 1) return;
+  std::string buf(bytes_.data(), bytes_.size());
+  if (acc_bits_ > 0) buf.push_back(static_cast<char>((acc_ << (8 - acc_bits_)) & 0xff));
+  BitReader r;
+  r.Reset(buf);
+  int64_t t = first_.t;
+  int64_t delta = 0;
+  uint64_t v = Bits(first_.v);
+  int lead = 0, trail = 0;
+  for (uint32_t i = 1; i < count_; ++i) {
+    bool b = false;
+    uint64_t zz = 0;
+    // Written by Append: every read succeeds; a failure would be a bug, so stop there.
+    if (!r.ReadBit(&b)) return;
+    if (b) {
+      int n = 64;
+      if (!r.ReadBit(&b)) return;
+      if (!b) {
+        n = 7;
+      } else {
+        if (!r.ReadBit(&b)) return;
+        if (!b) {
+          n = 12;
+        } else {
+          if (!r.ReadBit(&b)) return;
+          n = b ? 64 : 20;
+        }
+      }
+      if (!r.ReadBits(n, &zz)) return;
+    }
+    delta = static_cast<int64_t>(static_cast<uint64_t>(delta) +
+                                 static_cast<uint64_t>(UnZigZag64(zz)));
+    t = static_cast<int64_t>(static_cast<uint64_t>(t) + static_cast<uint64_t>(delta));
+    if (!r.ReadBit(&b)) return;
+    if (b) {
+      if (!r.ReadBit(&b)) return;
+      if (b) {
+        uint64_t l = 0, s = 0;
+        if (!r.ReadBits(6, &l) || !r.ReadBits(6, &s)) return;
+        lead = static_cast<int>(l);
+        trail = 64 - lead - static_cast<int>(s + 1);
+      }
+      uint64_t bits = 0;
+      if (!r.ReadBits(64 - lead - trail, &bits)) return;
+      v ^= bits << trail;
+    }
+    out->push_back(Sample{t, std::bit_cast<double>(v)});
+  }
+}
+
+void OpenChunk::CopyRange(int64_t mint, int64_t maxt, std::vector<Sample>* out) const {
+  if (count_ == 0 || maxt < first_.t || mint > last_.t) return;
+  if (count_ == 1) {
+    out->push_back(first_);
+    return;
+  }
+  std::vector<Sample> all;
+  Decode(&all);
+  auto it = std::lower_bound(all.begin(), all.end(), mint, ByTime);
+  for (; it != all.end() && it->t <= maxt; ++it) out->push_back(*it);
+}
+
+std::optional<Sample> OpenChunk::Find(int64_t t) const {
+  if (count_ == 0 || t < first_.t || t > last_.t) return std::nullopt;
+  if (t == last_.t) return last_;
+  if (t == first_.t) return first_;
+  std::vector<Sample> all;
+  Decode(&all);
+  auto it = std::lower_bound(all.begin(), all.end(), t, ByTime);
+  if (it != all.end() && it->t == t) return *it;
+  return std::nullopt;
+}
+
+bool OpenChunk::Insert(const Sample& s) {
+  if (count_ == 0 || s.t > last_.t) {
+    Append(s);
+    return true;
+  }
+  std::vector<Sample> all;
+  Decode(&all);
+  auto it = std::lower_bound(all.begin(), all.end(), s.t, ByTime);
+  if (it != all.end() && it->t == s.t) return false;
+  all.insert(it, s);
+  Assign(all);
+  return true;
+}
+
+void OpenChunk::EraseThrough(int64_t t) {
+  if (count_ == 0 || t < first_.t) return;
+  if (t >= last_.t) {
+    Clear();
+    return;
+  }
+  std::vector<Sample> all;
+  Decode(&all);
+  all.erase(all.begin(), std::upper_bound(all.begin(), all.end(), t,
+                                          [](int64_t x, const Sample& a) { return x < a.t; }));
+  Assign(all);
+}
+
+void OpenChunk::EraseRange(int64_t mint, int64_t maxt) {
+  if (count_ == 0 || maxt < first_.t || mint > last_.t) return;
+  std::vector<Sample> all;
+  Decode(&all);
+  auto first = std::lower_bound(all.begin(), all.end(), mint, ByTime);
+  auto last = std::upper_bound(first, all.end(), maxt,
+                               [](int64_t x, const Sample& a) { return x < a.t; });
+  all.erase(first, last);
+  Assign(all);
+}
+
+void OpenChunk::Assign(const std::vector<Sample>& samples) {
+  Clear();
+  for (const Sample& s : samples) Append(s);
+}
+
+void OpenChunk::Clear() {
+  std::vector<char>().swap(bytes_);
+  acc_ = 0;
+  acc_bits_ = 0;
+  lead_ = 0xff;
+  trail_ = 0;
+  count_ = 0;
+  delta_ = 0;
+  first_ = last_ = Sample{};
+}
+
+}  // namespace tidemark::internal
