@@ -411,7 +411,11 @@ WriteResult HandleRemoteWrite(std::string_view body, std::string_view content_en
       return reject(RejectReason::kInvalidLabels,
                     absl::InvalidArgumentError("invalid labels: series with no labels"));
     }
-    if (absl::Status s = Labels::Validate(raw.items); !s.ok()) {
+    // The appender validates the labels of a series it does not know (a known one was valid
+    // when it was made): checked here only for a series without samples (exemplars alone).
+    if (absl::Status s = ts.samples_end > ts.samples_begin ? absl::OkStatus()
+                                                           : Labels::Validate(raw.items);
+        !s.ok()) {
       return reject(RejectReason::kInvalidLabels,
                     absl::InvalidArgumentError(absl::StrCat(
                         s.message(), " (series ", DescribeSeries(raw.items), ")")));

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <map>
 #include <optional>
@@ -12,6 +13,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
 #include "query/aggregation.h"
@@ -75,49 +77,87 @@ class Evaluator final : public ColumnSource {
     std::vector<Need> needs;
     CollectNeeds(root, range_.start_ms, range_.end_ms, needs);
     if (needs.empty()) return absl::OkStatus();
-    int64_t mint = needs[0].mint, maxt = needs[0].maxt;
-    for (const Need& n : needs) {
-      mint = std::min(mint, n.mint);
-      maxt = std::max(maxt, n.maxt);
-    }
-    absl::StatusOr<std::unique_ptr<Querier>> querier = data.NewQuerier(mint, maxt);
+    absl::StatusOr<std::unique_ptr<Querier>> querier = OpenQuerier(data, needs);
     if (!querier.ok()) return querier.status();
     int64_t loaded = 0;
+    LoadedSeries read;
     for (const Need& n : needs) {
-      bool has_non_empty = std::any_of(n.selector->matchers.begin(), n.selector->matchers.end(),
-                                       [](const LabelMatcher& m) { return !m.MatchesEmpty(); });
-      if (!has_non_empty) {
-        return absl::InvalidArgumentError(
-            "vector selector must contain at least one non-empty matcher");
-      }
-      absl::StatusOr<std::vector<Series>> series =
-          (*querier)->Select(n.selector->matchers, SelectHints{n.mint, n.maxt});
+      absl::StatusOr<std::vector<Series>> series = SelectNeed(**querier, n);
       if (!series.ok()) return series.status();
       std::vector<LoadedSeries>& out = data_[n.selector];
       for (Series& s : *series) {
-        if (absl::Status st = CheckInterrupted(); !st.ok()) return st;
-        LoadedSeries loaded_series{std::move(s.labels), {}};
-        SampleIterator& it = *s.samples;
-        for (bool ok = it.Seek(n.mint); ok && it.At().t <= n.maxt; ok = it.Next()) {
-          loaded_series.samples.push_back(it.At());
-        }
-        if (absl::Status st = it.status(); !st.ok()) return st;
-        loaded += static_cast<int64_t>(loaded_series.samples.size());
-        if (loaded > options_.max_samples) return TooManySamples();
-        // Range selectors never read stale markers: drop them once here, so that a window is
-        // a span of the loaded samples.
-        if (n.in_range) std::erase_if(loaded_series.samples, [](const Sample& smp) {
-          return IsStaleNaN(smp.v);
-        });
-        if (!loaded_series.samples.empty()) out.push_back(std::move(loaded_series));
+        if (absl::Status st = ReadSeries(n, s, read, loaded); !st.ok()) return st;
+        if (!read.samples.empty()) out.push_back(Keep(read));
       }
     }
     return absl::OkStatus();
   }
 
+  // As Load, but only selects the series: ForEachLoaded reads each when its turn comes (and
+  // EvalStep the selectors it needs). Any error here or later while reading means: Unload, then
+  // Load, which reports it as it always has.
+  absl::Status SelectOnly(Queryable& data, const Expr& root) {
+    std::vector<Need> needs;
+    CollectNeeds(root, range_.start_ms, range_.end_ms, needs);
+    if (needs.empty()) return absl::OkStatus();
+    absl::StatusOr<std::unique_ptr<Querier>> querier = OpenQuerier(data, needs);
+    if (!querier.ok()) return querier.status();
+    querier_ = *std::move(querier);
+    for (const Need& n : needs) {
+      absl::StatusOr<std::vector<Series>> series = SelectNeed(*querier_, n);
+      if (!series.ok()) return series.status();
+      pending_[n.selector] = Pending{n, *std::move(series)};
+    }
+    return absl::OkStatus();
+  }
+
+  // Reads what SelectOnly selected and nothing has read (counting it as Load would): fails
+  // where Load would.
+  absl::Status ReadRest() {
+    LoadedSeries read;
+    for (auto& [vs, pending] : pending_) {
+      for (Series& s : pending.series) {
+        if (absl::Status st = ReadSeries(pending.need, s, read, loaded_); !st.ok()) return st;
+        s.samples.reset();
+      }
+    }
+    pending_.clear();
+    return absl::OkStatus();
+  }
+
+  // Forgets the selected and loaded series.
+  void Unload() {
+    data_.clear();
+    pending_.clear();
+    streamed_.clear();
+    querier_.reset();
+    loaded_ = 0;
+  }
+
   // ColumnSource.
-  const std::vector<LoadedSeries>& Loaded(const VectorSelector& vs) override {
-    return data_[&vs];
+  absl::Status ForEachLoaded(
+      const VectorSelector& vs,
+      const std::function<absl::Status(const LoadedSeries&)>& fn) override {
+    if (auto it = data_.find(&vs); it != data_.end()) {
+      for (const LoadedSeries& s : it->second) {
+        if (absl::Status st = fn(s); !st.ok()) return st;
+      }
+      return absl::OkStatus();
+    }
+    if (streamed_.contains(&vs)) return absl::FailedPreconditionError("selector read twice");
+    auto it = pending_.find(&vs);
+    if (it == pending_.end()) return absl::OkStatus();
+    Pending pending = std::move(it->second);
+    pending_.erase(it);
+    streamed_.insert(&vs);
+    LoadedSeries read;
+    for (Series& s : pending.series) {
+      if (absl::Status st = ReadSeries(pending.need, s, read, loaded_); !st.ok()) return st;
+      s.samples.reset();  // whatever the storage held for it
+      if (read.samples.empty()) continue;
+      if (absl::Status st = fn(read); !st.ok()) return st;
+    }
+    return absl::OkStatus();
   }
   int64_t RefTime(const VectorSelector& vs, int64_t t) const override {
     return SelectorTime(vs, t);
@@ -125,6 +165,7 @@ class Evaluator final : public ColumnSource {
   absl::Status CheckInterrupted() const override { return Interrupted(); }
   absl::StatusOr<Value> EvalStep(const Expr& expr, int64_t t, int64_t* held,
                                  int64_t* queried) override {
+    if (absl::Status st = LoadSelected(expr); !st.ok()) return st;
     const int64_t saved_step = step_samples_, saved_result = result_samples_;
     const int64_t queried_before = stats_->total_queryable_samples;
     step_samples_ = 0;
@@ -340,6 +381,82 @@ class Evaluator final : public ColumnSource {
     bool in_range = false;  // under a matrix selector: only non-stale samples are ever read
   };
 
+  // Series selected for a selector and not read yet.
+  struct Pending {
+    Need need;
+    std::vector<Series> series;
+  };
+
+  absl::StatusOr<std::unique_ptr<Querier>> OpenQuerier(Queryable& data,
+                                                       const std::vector<Need>& needs) {
+    int64_t mint = needs[0].mint, maxt = needs[0].maxt;
+    for (const Need& n : needs) {
+      mint = std::min(mint, n.mint);
+      maxt = std::max(maxt, n.maxt);
+    }
+    return data.NewQuerier(mint, maxt);
+  }
+
+  static absl::StatusOr<std::vector<Series>> SelectNeed(Querier& querier, const Need& n) {
+    bool has_non_empty = std::any_of(n.selector->matchers.begin(), n.selector->matchers.end(),
+                                     [](const LabelMatcher& m) { return !m.MatchesEmpty(); });
+    if (!has_non_empty) {
+      return absl::InvalidArgumentError(
+          "vector selector must contain at least one non-empty matcher");
+    }
+    return querier.Select(n.selector->matchers, SelectHints{n.mint, n.maxt});
+  }
+
+  // Reads the samples of `s` that `n` needs into `out` (its buffers reused) and adds their
+  // number to `loaded`, failing past max_samples. Range selectors never read stale markers:
+  // they are dropped here, so that a window is a span of the loaded samples.
+  absl::Status ReadSeries(const Need& n, Series& s, LoadedSeries& out, int64_t& loaded) {
+    if (absl::Status st = CheckInterrupted(); !st.ok()) return st;
+    out.labels = std::move(s.labels);
+    out.samples.clear();
+    SampleIterator& it = *s.samples;
+    for (bool ok = it.Seek(n.mint); ok && it.At().t <= n.maxt; ok = it.Next()) {
+      out.samples.push_back(it.At());
+    }
+    if (absl::Status st = it.status(); !st.ok()) return st;
+    loaded += static_cast<int64_t>(out.samples.size());
+    if (loaded > options_.max_samples) return TooManySamples();
+    if (n.in_range) {
+      std::erase_if(out.samples, [](const Sample& smp) { return IsStaleNaN(smp.v); });
+    }
+    return absl::OkStatus();
+  }
+
+  // A copy of `read` to keep, its samples in a buffer of their exact size.
+  static LoadedSeries Keep(const LoadedSeries& read) {
+    return LoadedSeries{read.labels, std::vector<Sample>(read.samples.begin(), read.samples.end())};
+  }
+
+  // Loads the selected series of the selectors in `expr` that no evaluation has read yet.
+  absl::Status LoadSelected(const Expr& expr) {
+    absl::Status status;
+    ForEachSelector(expr, [&](const VectorSelector& vs, const MatrixSelector*) {
+      if (!status.ok()) return;
+      if (streamed_.contains(&vs)) {
+        status = absl::FailedPreconditionError("selector read twice");
+        return;
+      }
+      auto it = pending_.find(&vs);
+      if (it == pending_.end()) return;
+      Pending pending = std::move(it->second);
+      pending_.erase(it);
+      std::vector<LoadedSeries>& out = data_[&vs];
+      LoadedSeries read;
+      for (Series& s : pending.series) {
+        status = ReadSeries(pending.need, s, read, loaded_);
+        if (!status.ok()) return;
+        s.samples.reset();
+        if (!read.samples.empty()) out.push_back(Keep(read));
+      }
+    });
+    return status;
+  }
+
   absl::StatusOr<Value> EvalAggregate(const AggregateExpr& agg, int64_t t) {
     AggregationParam param;
     std::string label;
@@ -522,6 +639,12 @@ class Evaluator final : public ColumnSource {
   QueryStats* stats_;
   absl::Time deadline_;
   absl::flat_hash_map<const VectorSelector*, std::vector<LoadedSeries>> data_;
+  // SelectOnly's querier (the pending series may read through it), its series not read yet,
+  // the selectors ForEachLoaded has read (and released) and the samples read so far.
+  std::unique_ptr<Querier> querier_;
+  absl::flat_hash_map<const VectorSelector*, Pending> pending_;
+  absl::flat_hash_set<const VectorSelector*> streamed_;
+  int64_t loaded_ = 0;
   // Node-based on purpose: EvalSubquery holds a reference to its own cache while the inner
   // expression's subqueries add theirs, so the table must keep its elements in place when it
   // grows (absl::flat_hash_map does not).
@@ -649,29 +772,32 @@ absl::StatusOr<QueryResult> EvaluateRange(const EngineOptions& options, Queryabl
   if (absl::Status st = ValidateRootType(expr); !st.ok()) return st;
   QueryResult result;
   Evaluator ev(options, params, EvalRange{start_ms, end_ms, step_ms}, &result.stats);
+  // Column by column when it can give the answer, reading the series one at a time as it goes;
+  // any error sends the query step by step over freshly loaded series, which reports the error
+  // as Prometheus does.
+  if (options.columnar_range_queries && ColumnarApplicable(expr)) {
+    if (ev.SelectOnly(data, expr).ok()) {
+      result.stats.prepare_seconds = SecondsSince(started);
+      absl::StatusOr<ColumnarResult> columnar =
+          EvaluateColumnar(expr, start_ms, end_ms, step_ms, options.lookback_delta_ms,
+                           options.max_samples, ev);
+      if (columnar.ok() && ev.ReadRest().ok()) {
+        const double prepare = result.stats.prepare_seconds;
+        ev.Reset();
+        result.stats.prepare_seconds = prepare;
+        result.stats.total_queryable_samples = columnar->total_queried;
+        result.stats.peak_samples = columnar->peak_samples;
+        result.stats.samples_per_step = std::move(columnar->queried_per_step);
+        result.value = std::move(columnar->matrix);
+        result.stats.eval_seconds = SecondsSince(started);
+        return result;
+      }
+    }
+    ev.Reset();
+    ev.Unload();
+  }
   if (absl::Status st = ev.Load(data, expr); !st.ok()) return st;
   result.stats.prepare_seconds = SecondsSince(started);
-  // Column by column when it can give the answer; any error sends the query step by step,
-  // which reports the error as Prometheus does.
-  if (options.columnar_range_queries && ColumnarApplicable(expr)) {
-    absl::StatusOr<ColumnarResult> columnar =
-        EvaluateColumnar(expr, start_ms, end_ms, step_ms, options.lookback_delta_ms,
-                         options.max_samples, ev);
-    if (columnar.ok()) {
-      const double prepare = result.stats.prepare_seconds;
-      ev.Reset();
-      result.stats.prepare_seconds = prepare;
-      result.stats.total_queryable_samples = columnar->total_queried;
-      result.stats.peak_samples = columnar->peak_samples;
-      result.stats.samples_per_step = std::move(columnar->queried_per_step);
-      result.value = std::move(columnar->matrix);
-      result.stats.eval_seconds = SecondsSince(started);
-      return result;
-    }
-    const double prepare = result.stats.prepare_seconds;
-    ev.Reset();
-    result.stats.prepare_seconds = prepare;
-  }
   std::map<Labels, std::vector<Sample>> series;
   for (int64_t t = start_ms; t <= end_ms; t += step_ms) {
     if (absl::Status st = ev.BeginStep(); !st.ok()) return st;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <optional>
 #include <span>
@@ -159,14 +160,7 @@ class ColumnarEvaluator {
           n->args[1] != nullptr) {
         return HistogramQuantile(*n);
       }
-      std::optional<WindowFunc> f = WindowFuncOf(n->func);
-      if (f.has_value() && n->args.size() == 1 && n->args[0] != nullptr) {
-        if (const auto* ms = Unparen(*n->args[0]).As<MatrixSelector>()) {
-          if (ms->selector != nullptr && ms->selector->As<VectorSelector>() != nullptr) {
-            return RangeFunction(*f, *ms);
-          }
-        }
-      }
+      if (auto call = WindowCall(e)) return RangeFunction(call->first, *call->second);
       return Fallback(e);
     }
     if (const auto* n = e.As<AggregateExpr>()) {
@@ -188,15 +182,28 @@ class ColumnarEvaluator {
   // A new column; fails when the columns made so far would hold more than the step-by-step
   // evaluator may (its limit then applies, step by step).
   absl::StatusOr<Column*> NewColumn(Columns& out, Labels labels, bool ranked) {
-    cells_ += static_cast<int64_t>(n_);
-    if (cells_ > max_cells_) return Unsupported("too many cells");
-    if ((out.cols.size() & 255) == 255) {
-      if (absl::Status st = src_.CheckInterrupted(); !st.ok()) return st;
-    }
+    if (absl::Status st = CountColumn(); !st.ok()) return st;
     out.cols.push_back(Column{std::move(labels), std::vector<double>(n_, 0),
                               std::vector<uint8_t>(n_, 0)});
     if (ranked) out.rank.emplace_back(n_, 0);
     return &out.cols.back();
+  }
+
+  // Counts a column made (kept or streamed): fails past the step-by-step evaluator's limit.
+  absl::Status CountColumn() {
+    cells_ += static_cast<int64_t>(n_);
+    if (cells_ > max_cells_) return Unsupported("too many cells");
+    if ((++columns_made_ & 255) == 0) return src_.CheckInterrupted();
+    return absl::OkStatus();
+  }
+
+  // Makes `c` a new column with `labels`, present nowhere yet, reusing its buffers.
+  absl::Status StartColumn(Column& c, const Labels& labels) {
+    if (absl::Status st = CountColumn(); !st.ok()) return st;
+    c.labels = labels;
+    c.v.assign(n_, 0);
+    c.present.assign(n_, 0);
+    return absl::OkStatus();
   }
 
   // Drops columns that are never present, and the ranks when they follow the column order.
@@ -260,10 +267,64 @@ class ColumnarEvaluator {
     return absl::OkStatus();
   }
 
+  // Receives the columns of a streamed node one at a time, in the order the node's Columns
+  // would hold them (never ranked); it may move from the column.
+  using Emit = std::function<absl::Status(Column&)>;
+
+  // The window function and range selector of `e` when it is one that streams.
+  static std::optional<std::pair<WindowFunc, const MatrixSelector*>> WindowCall(const Expr& e) {
+    const auto* n = e.As<Call>();
+    if (n == nullptr || n->args.size() != 1 || n->args[0] == nullptr) return std::nullopt;
+    std::optional<WindowFunc> f = WindowFuncOf(n->func);
+    if (!f.has_value()) return std::nullopt;
+    const auto* ms = Unparen(*n->args[0]).As<MatrixSelector>();
+    if (ms == nullptr || ms->selector == nullptr || ms->selector->As<VectorSelector>() == nullptr) {
+      return std::nullopt;
+    }
+    return std::make_pair(*f, ms);
+  }
+
+  // True when `e` can give its columns one at a time (Stream): a selector or a window function
+  // over a range selector, whose columns each come from one series.
+  static bool Streams(const Expr& e) {
+    const Expr& u = Unparen(e);
+    return u.As<VectorSelector>() != nullptr || WindowCall(u).has_value();
+  }
+
+  // Evaluates a node for which Streams() holds, column by column.
+  absl::Status Stream(const Expr& expr, const Emit& emit) {
+    if (absl::Status st = src_.CheckInterrupted(); !st.ok()) return st;
+    const Expr& e = Unparen(expr);
+    if (const auto* n = e.As<VectorSelector>()) return StreamSelect(*n, emit);
+    auto call = WindowCall(e);
+    if (!call.has_value()) return Unsupported("not a streamed node");
+    return StreamRangeFunction(call->first, *call->second, emit);
+  }
+
+  static absl::Status Collect(Columns& out, Column& c) {
+    out.cols.push_back(std::move(c));
+    return absl::OkStatus();
+  }
+
   absl::StatusOr<Node> Select(const VectorSelector& vs) {
     Columns out;
-    for (const LoadedSeries& s : src_.Loaded(vs)) {
-      Column* c = nullptr;
+    absl::Status st = StreamSelect(vs, [&out](Column& c) { return Collect(out, c); });
+    if (!st.ok()) return st;
+    return Node(std::move(out));
+  }
+
+  absl::StatusOr<Node> RangeFunction(WindowFunc f, const MatrixSelector& ms) {
+    Columns out;
+    absl::Status st =
+        StreamRangeFunction(f, ms, [&out](Column& c) { return Collect(out, c); });
+    if (!st.ok()) return st;
+    return Node(std::move(out));
+  }
+
+  absl::Status StreamSelect(const VectorSelector& vs, const Emit& emit) {
+    Column c;
+    return src_.ForEachLoaded(vs, [&](const LoadedSeries& s) -> absl::Status {
+      bool made = false;
       size_t j = 0;  // samples at or before the reference time
       for (size_t i = 0; i < n_; ++i) {
         int64_t ref = src_.RefTime(vs, times_[i]);
@@ -271,27 +332,52 @@ class ColumnarEvaluator {
         if (j == 0) continue;
         const Sample& smp = s.samples[j - 1];
         if (smp.t < ref - lookback_ || IsStaleNaN(smp.v)) continue;
-        if (c == nullptr) {
-          absl::StatusOr<Column*> made = NewColumn(out, s.labels, false);
-          if (!made.ok()) return made.status();
-          c = *made;
+        if (!made) {
+          if (absl::Status st = StartColumn(c, s.labels); !st.ok()) return st;
+          made = true;
         }
-        c->present[i] = 1;
-        c->v[i] = smp.v;
+        c.present[i] = 1;
+        c.v[i] = smp.v;
         ++held_[i];
         ++queried_[i];
       }
-    }
-    return Node(std::move(out));
+      return made ? emit(c) : absl::OkStatus();
+    });
   }
 
-  absl::StatusOr<Node> RangeFunction(WindowFunc f, const MatrixSelector& ms) {
+  // Fails when two columns with the same labels would be present at one step, as
+  // CheckUniquePerStep, seeing the columns one at a time. It keeps a hash of the labels and the
+  // steps present per label set: two different label sets with one hash count as the same,
+  // which only sends the query step by step.
+  class UniquePerStep {
+   public:
+    explicit UniquePerStep(size_t steps) : words_((steps + 63) / 64) {}
+    absl::Status Add(const Column& c) {
+      auto [it, inserted] = seen_.try_emplace(c.labels.Hash());
+      std::vector<uint64_t>& bits = it->second;
+      if (inserted) bits.assign(words_, 0);
+      for (size_t i = 0; i < c.present.size(); ++i) {
+        if (!c.present[i]) continue;
+        const uint64_t bit = uint64_t{1} << (i & 63);
+        if (bits[i >> 6] & bit) return DuplicateLabelset();
+        bits[i >> 6] |= bit;
+      }
+      return absl::OkStatus();
+    }
+
+   private:
+    size_t words_;
+    absl::flat_hash_map<uint64_t, std::vector<uint64_t>> seen_;
+  };
+
+  absl::Status StreamRangeFunction(WindowFunc f, const MatrixSelector& ms, const Emit& emit) {
     const auto& vs = *ms.selector->As<VectorSelector>();
     const bool keep_name = f == WindowFunc::kLast;
-    Columns out;
-    for (const LoadedSeries& s : src_.Loaded(vs)) {
+    UniquePerStep unique(n_);
+    Column c;
+    return src_.ForEachLoaded(vs, [&](const LoadedSeries& s) -> absl::Status {
       const std::vector<Sample>& smp = s.samples;
-      Column* c = nullptr;
+      bool made = false;
       size_t a = 0, b = 0;  // the window is smp[a, b)
       for (size_t i = 0; i < n_; ++i) {
         int64_t ref = src_.RefTime(vs, times_[i]);
@@ -304,19 +390,20 @@ class ColumnarEvaluator {
         held_[i] += points;
         std::optional<double> v = ApplyWindow(f, std::span<const Sample>(&smp[a], b - a), lo, ref);
         if (!v.has_value()) continue;
-        if (c == nullptr) {
-          absl::StatusOr<Column*> made =
-              NewColumn(out, keep_name ? s.labels : s.labels.Without(kMetricNameLabel), false);
-          if (!made.ok()) return made.status();
-          c = *made;
+        if (!made) {
+          absl::Status st = keep_name ? StartColumn(c, s.labels)
+                                      : StartColumn(c, s.labels.Without(kMetricNameLabel));
+          if (!st.ok()) return st;
+          made = true;
         }
-        c->present[i] = 1;
-        c->v[i] = *v;
+        c.present[i] = 1;
+        c.v[i] = *v;
         ++held_[i];
       }
-    }
-    if (absl::Status st = CheckUniquePerStep(out); !st.ok()) return st;
-    return Node(std::move(out));
+      if (!made) return absl::OkStatus();
+      if (absl::Status st = unique.Add(c); !st.ok()) return st;
+      return emit(c);
+    });
   }
 
   absl::StatusOr<Scalars> EvalScalars(const Expr& e) {
@@ -383,6 +470,148 @@ class ColumnarEvaluator {
     return Node(std::move(out));
   }
 
+  // One group's fold at one step, on its fields (Aggregate keeps them together, AggregateStream
+  // in separate arrays), with the arithmetic of aggregation.cc. `count` and `mean` are only
+  // read by avg, count, stddev and stdvar.
+  static void FoldStart(AggregateOp op, double v, double& value, double& mean, int64_t& count) {
+    value = v;
+    mean = v;
+    count = 1;
+    switch (op) {
+      case AggregateOp::kStddev:
+      case AggregateOp::kStdvar: value = 0; break;
+      case AggregateOp::kGroup: value = 1; break;
+      default: break;
+    }
+  }
+
+  static void FoldAdd(AggregateOp op, double v, double& value, double& mean, int64_t& count) {
+    switch (op) {
+      case AggregateOp::kSum: value += v; break;
+      case AggregateOp::kAvg: {
+        ++count;
+        if (std::isinf(mean)) {
+          if (std::isinf(v) && (mean > 0) == (v > 0)) break;
+          if (!std::isinf(v) && !std::isnan(v)) break;
+        }
+        double cnt = static_cast<double>(count);
+        mean += v / cnt - mean / cnt;
+        break;
+      }
+      case AggregateOp::kMax:
+        if (value < v || std::isnan(value)) value = v;
+        break;
+      case AggregateOp::kMin:
+        if (value > v || std::isnan(value)) value = v;
+        break;
+      case AggregateOp::kCount:
+      case AggregateOp::kCountValues: ++count; break;
+      case AggregateOp::kStddev:
+      case AggregateOp::kStdvar: {
+        ++count;
+        double delta = v - mean;
+        mean += delta / static_cast<double>(count);
+        value += delta * (v - mean);
+        break;
+      }
+      default: break;  // group; topk, bottomk and quantile are folded by Aggregate itself
+    }
+  }
+
+  static double FoldResult(AggregateOp op, double value, double mean, int64_t count) {
+    switch (op) {
+      case AggregateOp::kAvg: return mean;
+      case AggregateOp::kCount: return static_cast<double>(count);
+      case AggregateOp::kStdvar: return value / static_cast<double>(count);
+      case AggregateOp::kStddev: return std::sqrt(value / static_cast<double>(count));
+      default: return value;
+    }
+  }
+
+  // The group key of an input column's labels.
+  static Labels GroupKey(const AggregateExpr& agg, const std::vector<std::string>& drop,
+                         const Labels& labels) {
+    return agg.without ? labels.Filter(drop, false) : labels.Filter(agg.grouping, true);
+  }
+
+  // sum, avg, min, max, count, group, stddev and stdvar over a node that streams: each input
+  // column is folded into its group's output column when it comes and then dropped, so the
+  // input is never held whole. Per group and step the values are folded in column order, which
+  // is the order (so the arithmetic) of Aggregate's per-step loop over unranked columns; the
+  // groups of a step are then ranked by their first column there, as Aggregate ranks them.
+  absl::StatusOr<Node> AggregateStream(const AggregateExpr& agg) {
+    const AggregateOp op = agg.op;
+    const bool with_mean =
+        op == AggregateOp::kAvg || op == AggregateOp::kStddev || op == AggregateOp::kStdvar;
+    const bool with_count = with_mean || op == AggregateOp::kCount;
+    std::vector<std::string> drop;
+    if (agg.without) {
+      drop = agg.grouping;
+      drop.emplace_back(kMetricNameLabel);
+    }
+    LabelsIndex index;
+    // One column per group, in order of first appearance; until the end, rank[g][i] is the
+    // first input column of group g at step i.
+    Columns out;
+    std::vector<double> mean;     // group * n_ + step
+    std::vector<int64_t> count;   // group * n_ + step
+    double unused_mean = 0;
+    int64_t unused_count = 0;
+    int32_t col = 0;
+    absl::Status st = Stream(*agg.expr, [&](Column& c) -> absl::Status {
+      Labels key = GroupKey(agg, drop, c.labels);
+      const int32_t g = index.Id(key);
+      if (g == static_cast<int32_t>(out.cols.size())) {
+        absl::StatusOr<Column*> made = NewColumn(out, std::move(key), true);
+        if (!made.ok()) return made.status();
+        if (with_mean) mean.resize(mean.size() + n_);
+        if (with_count) count.resize(count.size() + n_);
+      }
+      Column& o = out.cols[g];
+      std::vector<int32_t>& first = out.rank[g];
+      const size_t base = static_cast<size_t>(g) * n_;
+      for (size_t i = 0; i < n_; ++i) {
+        if (!c.present[i]) continue;
+        double& m = with_mean ? mean[base + i] : unused_mean;
+        int64_t& n = with_count ? count[base + i] : unused_count;
+        if (!o.present[i]) {
+          o.present[i] = 1;
+          first[i] = col;
+          FoldStart(op, c.v[i], o.v[i], m, n);
+        } else {
+          FoldAdd(op, c.v[i], o.v[i], m, n);
+        }
+      }
+      ++col;
+      return absl::OkStatus();
+    });
+    if (!st.ok()) return st;
+    std::vector<int32_t> seen;
+    for (size_t i = 0; i < n_; ++i) {
+      seen.clear();
+      bool in_order = true;
+      for (size_t g = 0; g < out.cols.size(); ++g) {
+        if (!out.cols[g].present[i]) continue;
+        if (!seen.empty() && out.rank[seen.back()][i] > out.rank[g][i]) in_order = false;
+        seen.push_back(static_cast<int32_t>(g));
+      }
+      if (!in_order) {
+        std::sort(seen.begin(), seen.end(),
+                  [&out, i](int32_t a, int32_t b) { return out.rank[a][i] < out.rank[b][i]; });
+      }
+      int32_t pos = 0;
+      for (int32_t g : seen) {
+        const size_t at = static_cast<size_t>(g) * n_ + i;
+        double& v = out.cols[g].v[i];
+        v = FoldResult(op, v, with_mean ? mean[at] : 0, with_count ? count[at] : 0);
+        out.rank[g][i] = pos++;
+      }
+      held_[i] += pos;
+    }
+    Compact(out);
+    return Node(std::move(out));
+  }
+
   absl::StatusOr<Node> Aggregate(const AggregateExpr& agg) {
     const AggregateOp op = agg.op;
     Scalars param;
@@ -393,9 +622,12 @@ class ColumnarEvaluator {
     } else {
       param.assign(n_, 0);
     }
+    const bool selection = op == AggregateOp::kTopk || op == AggregateOp::kBottomk;
+    if (!selection && op != AggregateOp::kQuantile && Streams(*agg.expr)) {
+      return AggregateStream(agg);
+    }
     absl::StatusOr<Columns> in = EvalColumns(*agg.expr);
     if (!in.ok()) return in.status();
-    const bool selection = op == AggregateOp::kTopk || op == AggregateOp::kBottomk;
 
     // The group of every input column, computed once.
     std::vector<std::string> drop;
@@ -407,8 +639,7 @@ class ColumnarEvaluator {
     std::vector<int32_t> group(in->cols.size());
     std::vector<Labels> group_labels;
     for (size_t k = 0; k < in->cols.size(); ++k) {
-      Labels key = agg.without ? in->cols[k].labels.Filter(drop, false)
-                               : in->cols[k].labels.Filter(agg.grouping, true);
+      Labels key = GroupKey(agg, drop, in->cols[k].labels);
       group[k] = index.Id(key);
       if (group[k] == static_cast<int32_t>(group_labels.size())) {
         group_labels.push_back(std::move(key));
@@ -459,13 +690,8 @@ class ColumnarEvaluator {
         if (stamp[g] != i) {
           stamp[g] = i;
           seen.push_back(g);
-          a.value = v;
-          a.mean = v;
-          a.count = 1;
+          FoldStart(op, v, a.value, a.mean, a.count);
           switch (op) {
-            case AggregateOp::kStddev:
-            case AggregateOp::kStdvar: a.value = 0; break;
-            case AggregateOp::kGroup: a.value = 1; break;
             case AggregateOp::kQuantile:
               values[g].clear();
               values[g].push_back(v);
@@ -481,51 +707,20 @@ class ColumnarEvaluator {
           continue;
         }
         switch (op) {
-          case AggregateOp::kSum: a.value += v; break;
-          case AggregateOp::kAvg: {
-            ++a.count;
-            if (std::isinf(a.mean)) {
-              if (std::isinf(v) && (a.mean > 0) == (v > 0)) break;
-              if (!std::isinf(v) && !std::isnan(v)) break;
-            }
-            double cnt = static_cast<double>(a.count);
-            a.mean += v / cnt - a.mean / cnt;
-            break;
-          }
-          case AggregateOp::kGroup: break;
-          case AggregateOp::kMax:
-            if (a.value < v || std::isnan(a.value)) a.value = v;
-            break;
-          case AggregateOp::kMin:
-            if (a.value > v || std::isnan(a.value)) a.value = v;
-            break;
-          case AggregateOp::kCount:
-          case AggregateOp::kCountValues: ++a.count; break;
-          case AggregateOp::kStddev:
-          case AggregateOp::kStdvar: {
-            ++a.count;
-            double delta = v - a.mean;
-            a.mean += delta / static_cast<double>(a.count);
-            a.value += delta * (v - a.mean);
-            break;
-          }
           case AggregateOp::kTopk:
           case AggregateOp::kBottomk:
             elems.push_back(Elem{v, c});
             heaps[g]->Offer(&elems.back(), k);
             break;
           case AggregateOp::kQuantile: values[g].push_back(v); break;
+          default: FoldAdd(op, v, a.value, a.mean, a.count); break;
         }
       }
       int32_t pos = 0;
       for (int32_t g : seen) {
         const Acc& a = acc[g];
-        double v = a.value;
+        double v = FoldResult(op, a.value, a.mean, a.count);
         switch (op) {
-          case AggregateOp::kAvg: v = a.mean; break;
-          case AggregateOp::kCount: v = static_cast<double>(a.count); break;
-          case AggregateOp::kStdvar: v = a.value / static_cast<double>(a.count); break;
-          case AggregateOp::kStddev: v = std::sqrt(a.value / static_cast<double>(a.count)); break;
           case AggregateOp::kQuantile: {
             std::vector<double>& vals = values[g];
             v = static_cast<double (*)(double, std::vector<double>&)>(&Quantile)(param[i], vals);
@@ -758,6 +953,7 @@ class ColumnarEvaluator {
   std::vector<int64_t> held_;
   std::vector<int64_t> queried_;
   int64_t cells_ = 0;
+  uint64_t columns_made_ = 0;
 };
 
 bool HasSubquery(const Expr& e) {

@@ -1,7 +1,10 @@
 // Column-wise evaluation of range queries: each node of the query is evaluated once over all
 // steps, series by series, instead of once per step. Labels of output series, grouping keys
 // and matching signatures are computed once per series; windows slide over each series'
-// loaded samples with moving indices and are read in place.
+// loaded samples with moving indices and are read in place. Series are read one at a time
+// (ColumnSource::ForEachLoaded), and sum/avg/min/max/count/group/stddev/stdvar over a selector
+// or a window function fold each series' column into their output as it comes, so a query
+// holds its output and one series at a time rather than all of its input.
 //
 // It gives exactly the answer of the step-by-step evaluator (same values bit for bit, same
 // order of floating-point operations, same stats), which it falls back on for the parts it
@@ -16,6 +19,7 @@
 #define TIDEMARK_QUERY_RANGE_EVAL_H_
 
 #include <cstdint>
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -39,8 +43,13 @@ struct LoadedSeries {
 class ColumnSource {
  public:
   virtual ~ColumnSource() = default;
-  // The loaded series of `vs` (empty when none), in the order Querier::Select gave them.
-  virtual const std::vector<LoadedSeries>& Loaded(const VectorSelector& vs) = 0;
+  // Calls `fn` with each loaded series of `vs` (none when it has none), in the order
+  // Querier::Select gave them, and returns the first error of `fn` or of reading. A series is
+  // only valid during its call: the source may read it from storage just then and release it
+  // right after, so that a node that folds series one at a time never holds them all. Each
+  // selector is read once this way.
+  virtual absl::Status ForEachLoaded(
+      const VectorSelector& vs, const std::function<absl::Status(const LoadedSeries&)>& fn) = 0;
   // The time `vs` reads at when the query is evaluated at `t` (@ and offset applied).
   virtual int64_t RefTime(const VectorSelector& vs, int64_t t) const = 0;
   // Cancellation and deadline, as the step-by-step evaluator reports them.

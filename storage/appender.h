@@ -34,9 +34,10 @@ class Appender {
  public:
   virtual ~Appender() = default;
 
-  // Buffers one sample for the series `labels` (canonical: see Labels::Validate). Returns
-  // InvalidArgument carrying a RejectReason when the sample can never be stored: out of order,
-  // a different value at an existing timestamp, out of bounds. A sample identical (bit for bit)
+  // Buffers one sample for the series `labels`. Returns InvalidArgument carrying a RejectReason
+  // when the sample can never be stored: labels not canonical (see Labels::Validate; checked
+  // for a series not stored yet, since a stored series' labels were checked when it was made),
+  // out of order, a different value at an existing timestamp, out of bounds. A sample identical (bit for bit)
   // to a stored one of its series (the last, as in Prometheus, or an older one: a retried
   // request) is accepted and ignored.
   virtual absl::Status Append(const Labels& labels, int64_t t_ms, double v) = 0;

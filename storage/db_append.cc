@@ -44,7 +44,11 @@ void ForEachEncodedLabel(std::string_view in, Fn fn) {
 
 class AppenderImpl : public Appender {
  public:
-  AppenderImpl(DBImpl* db, std::string_view tenant) : db_(db), tenant_(tenant) {}
+  AppenderImpl(DBImpl* db, std::string_view tenant) : db_(db), tenant_(tenant) {
+    // A remote-write request carries a few hundred series: no rehash on the way there.
+    index_.reserve(256);
+    pending_.reserve(256);
+  }
   ~AppenderImpl() override { Rollback(); }
 
   absl::Status Append(const Labels& labels, int64_t t_ms, double v) override {

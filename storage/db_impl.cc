@@ -100,10 +100,13 @@ absl::Status DBImpl::OpenRocks() {
     }
     if (name == kPostingsCF) return base(8 * mb);
     if (name == kChunksCF) {
-      // Chunks are compressed by the codec; RocksDB compression would spend CPU for nothing.
-      // Large files and blocks: values are a few hundred bytes, read in per-series runs.
+      // Chunks are compressed by the codec, but blocks of many chunks still share a lot (the
+      // same scrape times, neighbouring values of sibling series): ZSTD at its fastest level
+      // takes another ~38% off (storage/TUNING.md). Large files and blocks: values are a few
+      // hundred bytes, read in per-series runs.
       rocksdb::ColumnFamilyOptions o = base(16 * mb);
-      o.compression = rocksdb::kNoCompression;
+      o.compression = zstd ? rocksdb::kZSTD : rocksdb::kNoCompression;
+      o.compression_opts.level = 1;
       o.bottommost_compression = rocksdb::kDisableCompressionOption;
       o.target_file_size_base = 64 * mb;
       o.max_bytes_for_level_base = 256 * mb;
@@ -112,7 +115,7 @@ absl::Status DBImpl::OpenRocks() {
       t.cache_index_and_filter_blocks = true;
       t.pin_l0_filter_and_index_blocks_in_cache = true;
       t.format_version = 5;
-      t.block_size = 16 * 1024;
+      t.block_size = 32 * 1024;
       o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
       return o;
     }

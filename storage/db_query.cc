@@ -1,5 +1,7 @@
 // DBImpl's read path: queriers over sealed chunks and the head.
 #include <algorithm>
+#include <limits>
+#include <memory>
 
 #include "absl/strings/str_cat.h"
 #include "rocksdb/db.h"
@@ -14,12 +16,18 @@ namespace {
 
 // One series' samples in [mint, maxt]: its sealed chunks, then its head samples newer than the
 // last sealed one (a seal between copying the head and reading the chunks shows a sample in
-// both; it is returned once).
+// both; it is returned once). A query selects many series before it reads them one at a time,
+// so an iterator not being read stays small: the chunks' bytes in one buffer, and the decoder
+// only while a chunk is read.
 class SeriesIterator : public SampleIterator {
  public:
-  SeriesIterator(std::vector<std::string> chunks, std::vector<Sample> head, int64_t mint,
-                 int64_t maxt)
-      : chunks_(std::move(chunks)), head_(std::move(head)), mint_(mint), maxt_(maxt) {}
+  SeriesIterator(std::string chunk_bytes, std::vector<uint32_t> chunk_ends,
+                 std::vector<Sample> head, int64_t mint, int64_t maxt)
+      : chunk_bytes_(std::move(chunk_bytes)),
+        chunk_ends_(std::move(chunk_ends)),
+        head_(std::move(head)),
+        mint_(mint),
+        maxt_(maxt) {}
 
   bool Next() override {
     while (NextRaw()) {
@@ -47,26 +55,27 @@ class SeriesIterator : public SampleIterator {
 
  private:
   bool NextRaw() {
-    while (chunk_ < chunks_.size()) {
-      if (!chunk_open_) {
-        it_.Reset(chunks_[chunk_]);
-        chunk_open_ = true;
+    while (chunk_ < chunk_ends_.size()) {
+      if (it_ == nullptr) {
+        const uint32_t begin = chunk_ == 0 ? 0 : chunk_ends_[chunk_ - 1];
+        it_ = std::make_unique<ChunkIterator>(
+            std::string_view(chunk_bytes_).substr(begin, chunk_ends_[chunk_] - begin));
       }
-      if (it_.Next()) {
-        Sample s = it_.At();
+      if (it_->Next()) {
+        Sample s = it_->At();
         if (started_ && s.t <= cur_.t) continue;
         cur_ = s;
         started_ = true;
         return true;
       }
-      if (!it_.status().ok()) {
-        status_ = it_.status();
-        chunk_ = chunks_.size();
+      if (!it_->status().ok()) {
+        status_ = it_->status();
+        chunk_ = chunk_ends_.size();
         head_pos_ = head_.size();
         return false;
       }
       ++chunk_;
-      chunk_open_ = false;
+      it_.reset();
     }
     while (head_pos_ < head_.size()) {
       Sample s = head_[head_pos_++];
@@ -78,12 +87,13 @@ class SeriesIterator : public SampleIterator {
     return false;
   }
 
-  std::vector<std::string> chunks_;
-  std::vector<Sample> head_;
+  const std::string chunk_bytes_;        // the chunks, one after the other
+  const std::vector<uint32_t> chunk_ends_;  // where each chunk ends in chunk_bytes_
+  const std::vector<Sample> head_;
   const int64_t mint_, maxt_;
   size_t chunk_ = 0, head_pos_ = 0;
-  bool chunk_open_ = false, started_ = false, valid_ = false, done_ = false;
-  ChunkIterator it_;
+  bool started_ = false, valid_ = false, done_ = false;
+  std::unique_ptr<ChunkIterator> it_;  // over chunk chunk_, while it is read
   Sample cur_;
   absl::Status status_;
 };
@@ -175,7 +185,8 @@ class QuerierImpl : public Querier {
     // samples leave the head, so nothing falls between the two.
     std::vector<Sample> head;
     db_->CopyHeadSamples(tenant_, labels, mint_, maxt_, &head);
-    std::vector<std::string> chunks;
+    std::string chunk_bytes;
+    std::vector<uint32_t> chunk_ends;
     bool chunk_in_range = false;
     const std::string prefix = ChunkSeriesPrefix(tenant_, id);
     std::unique_ptr<rocksdb::Iterator> it(
@@ -192,9 +203,15 @@ class QuerierImpl : public Querier {
                                                 " bytes): ", info.status().message()));
       }
       if (info->max_time_ms < mint_) continue;
-      chunks.emplace_back(View(it->value()));
+      const std::string_view chunk = View(it->value());
+      if (chunk_bytes.size() + chunk.size() > std::numeric_limits<uint32_t>::max()) {
+        return absl::ResourceExhaustedError(
+            absl::StrCat("chunks of series ", id, " in range exceed 4 GiB"));
+      }
+      chunk_bytes.append(chunk);
+      chunk_ends.push_back(static_cast<uint32_t>(chunk_bytes.size()));
       if (!chunk_in_range) {
-        ChunkIterator probe(chunks.back());
+        ChunkIterator probe(chunk);
         chunk_in_range = probe.Seek(mint_) && probe.At().t <= maxt_;
         if (!probe.status().ok()) {
           return absl::DataLossError(absl::StrCat("chunk of series ", id, ": ",
@@ -207,7 +224,8 @@ class QuerierImpl : public Querier {
     }
     if (head.empty() && !chunk_in_range) return nullptr;
     return std::unique_ptr<SampleIterator>(
-        std::make_unique<SeriesIterator>(std::move(chunks), std::move(head), mint_, maxt_));
+        std::make_unique<SeriesIterator>(std::move(chunk_bytes), std::move(chunk_ends),
+                                         std::move(head), mint_, maxt_));
   }
 
   DBImpl* const db_;
@@ -251,7 +269,11 @@ absl::StatusOr<std::vector<std::pair<uint64_t, Labels>>> DBImpl::MatchSeries(
     bool match = std::all_of(matchers.begin(), matchers.end(), [&](const LabelMatcher& m) {
       return m.Matches(labels->Get(m.name()));
     });
-    if (match) out.emplace_back(id, *std::move(labels));
+    if (!match) continue;
+    // Selected series are held until read: their labels without spare capacity.
+    std::vector<Label> items = std::move(*labels).TakeItems();
+    items.shrink_to_fit();
+    out.emplace_back(id, Labels::FromSortedUnchecked(std::move(items)));
   }
   return out;
 }

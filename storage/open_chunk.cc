@@ -22,22 +22,22 @@ bool ByTime(const Sample& a, int64_t t) { return a.t < t; }
 }  // namespace
 
 void OpenChunk::PutBits(uint64_t value, int n) {
-  while (n > 0) {
-    const int room = 8 - acc_bits_;
-    const int take = std::min(room, n);
-    const uint64_t chunk = (value >> (n - take)) & ((uint64_t{1} << take) - 1);
-    acc_ = (acc_ << take) | chunk;
-    acc_bits_ = static_cast<uint8_t>(acc_bits_ + take);
-    n -= take;
-    if (acc_bits_ == 8) {
-      if (bytes_.size() == bytes_.capacity()) {
-        bytes_.reserve(std::max<size_t>(32, bytes_.capacity() + bytes_.capacity() / 2));
-      }
-      bytes_.push_back(static_cast<char>(acc_ & 0xff));
-      acc_ = 0;
-      acc_bits_ = 0;
-    }
+  if (n > 32) {
+    PutBits(value >> 32, n - 32);
+    n = 32;
   }
+  value &= (uint64_t{1} << n) - 1;
+  acc_ = (acc_ << n) | value;  // acc_bits_ < 8, so at most 39 bits are pending
+  int pending = acc_bits_ + n;
+  while (pending >= 8) {
+    pending -= 8;
+    if (bytes_.size() == bytes_.capacity()) {
+      bytes_.reserve(std::max<size_t>(32, bytes_.capacity() + bytes_.capacity() / 2));
+    }
+    bytes_.push_back(static_cast<char>((acc_ >> pending) & 0xff));
+  }
+  acc_bits_ = static_cast<uint8_t>(pending);
+  acc_ &= (uint64_t{1} << pending) - 1;
 }
 
 void OpenChunk::Append(const Sample& s) {

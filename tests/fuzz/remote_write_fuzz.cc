@@ -1,14 +1,16 @@
 // libFuzzer target for remote write 1.0 decoding (ingest/remote_write.h): arbitrary bytes as a
-// snappy body, appended through an appender that accepts everything and checks what it is
-// given. Built and run by tests/fuzz/run_fuzzer.sh remote_write_fuzz SECONDS (ctest label `fuzz`).
+// snappy body, appended through an appender that accepts every valid sample and checks what it
+// is given. Built and run by tests/fuzz/run_fuzzer.sh remote_write_fuzz SECONDS (ctest label `fuzz`).
 //
 // Invariants checked beyond "no crash, no sanitizer report":
-//   - every appended label set is canonical (Labels::Validate) and non-empty;
+//   - no empty label set is appended; a non-canonical one is refused (as the Appender contract
+//     says the store does) and then the request fails;
 //   - OK means Commit was called once iff samples were appended, and samples_accepted equals
 //     the number of appends; an error means nothing was committed.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
+#include <string>
 #include <string_view>
 
 #include "ingest/remote_write.h"
@@ -20,7 +22,11 @@ namespace {
 class CheckingAppender : public tidemark::Appender {
  public:
   absl::Status Append(const tidemark::Labels& labels, int64_t, double) override {
-    if (labels.empty() || !tidemark::Labels::Validate(labels.items()).ok()) std::abort();
+    if (labels.empty()) std::abort();
+    if (absl::Status s = tidemark::Labels::Validate(labels.items()); !s.ok()) {
+      ++refused;
+      return tidemark::StatusOf(tidemark::RejectReason::kInvalidLabels, std::string(s.message()));
+    }
     ++pending_;
     return absl::OkStatus();
   }
@@ -35,6 +41,7 @@ class CheckingAppender : public tidemark::Appender {
 
   int commits = 0;
   size_t committed = 0;
+  int refused = 0;
 
  private:
   size_t pending_ = 0;
@@ -49,6 +56,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   tidemark::ingest::WriteResult r = tidemark::ingest::HandleRemoteWrite(
       std::string_view(reinterpret_cast<const char*>(data), size), "snappy", limits, appender);
   if (r.status.ok()) {
+    if (appender.refused > 0) std::abort();
     if (static_cast<size_t>(r.samples_accepted) != appender.committed) std::abort();
     if ((appender.committed > 0) != (appender.commits == 1)) std::abort();
   } else if (appender.committed != 0) {

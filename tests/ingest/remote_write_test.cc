@@ -51,6 +51,12 @@ class ModelAppender : public Appender {
     ++append_calls;
     if (!fail_append_status.ok() && append_calls == fail_append_at) return fail_append_status;
     auto last = Last(labels);
+    if (!last.has_value()) {
+      // As the contract says: labels of a series not stored yet are checked.
+      if (absl::Status s = Labels::Validate(labels.items()); !s.ok()) {
+        return StatusOf(RejectReason::kInvalidLabels, std::string(s.message()));
+      }
+    }
     if (last.has_value()) {
       if (t_ms < last->t) return StatusOf(RejectReason::kOutOfOrder);
       if (t_ms == last->t) {

@@ -363,6 +363,10 @@ TEST(Rw1DecodeTest, DecodeClearsAReusedRequest) {
 class RecordingAppender : public Appender {
  public:
   absl::Status Append(const Labels& labels, int64_t t, double v) override {
+    // Labels are checked as the Appender contract says (every series is new here).
+    if (absl::Status s = Labels::Validate(labels.items()); !s.ok()) {
+      return StatusOf(RejectReason::kInvalidLabels, std::string(s.message()));
+    }
     pending_.push_back({labels.ToString(), t, v});
     return absl::OkStatus();
   }
