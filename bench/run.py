@@ -335,7 +335,12 @@ def run_queries(peer, manifest, runs):
         result = None
         for i in range(runs + 1):  # the first run warms caches and is not counted
             t0 = time.perf_counter()
-            status, body = http("GET", peer.url + "/api/v1/query_range", params=params)
+            try:
+                status, body = http("GET", peer.url + "/api/v1/query_range", params=params)
+            except OSError as e:  # a timeout or a dropped connection: reported, not fatal
+                result = {"status": 0, "error": "no answer: %s (after %.0f s)" % (
+                    e, time.perf_counter() - t0), "not_implemented": False}
+                break
             dt = time.perf_counter() - t0
             if status != 200:
                 msg = body.decode(errors="replace")[:200]
