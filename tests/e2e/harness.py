@@ -134,6 +134,36 @@ class Tidemark:
             self.process.close()
 
 
+class Prometheus:
+    """A real Prometheus on a free loopback port, with its config and data under `work_dir`.
+    The port is known before start(), so a config can name it (to scrape itself)."""
+
+    def __init__(self, binary, work_dir, extra_args=()):
+        self.binary = binary
+        self.work_dir = work_dir
+        self.extra_args = list(extra_args)
+        self.port = free_port()
+        self.url = "http://127.0.0.1:%d" % self.port
+        self.process = None
+
+    def start(self, config_text, ready_timeout=60):
+        config = os.path.join(self.work_dir, "prometheus.yml")
+        with open(config, "w") as f:
+            f.write(config_text)
+        self.process = Process(
+            [self.binary, "--config.file=" + config,
+             "--storage.tsdb.path=" + os.path.join(self.work_dir, "prometheus-data"),
+             "--web.listen-address=127.0.0.1:%d" % self.port] + self.extra_args,
+            os.path.join(self.work_dir, "prometheus.log"))
+        wait_until(lambda: http("GET", self.url + "/-/ready", timeout=2)[0] == 200,
+                   ready_timeout, "prometheus to be ready")
+        return self
+
+    def close(self):
+        if self.process:
+            self.process.close()
+
+
 # --- remote write 1.0 bodies, by hand: no protobuf or snappy package needed --------------------
 
 def uvarint(n):

@@ -53,24 +53,14 @@ def main():
     server = harness.Tidemark(tidemark_bin, os.path.join(work, "data"), work,
                               extra_args=["--storage.retention=0",
                                           "--storage.out-of-order-window=" + WINDOW])
-    prom_port = harness.free_port()
-    prom_url = "http://127.0.0.1:%d" % prom_port
-    prom = None
+    prom = harness.Prometheus(prometheus_bin, work, ["--storage.tsdb.retention.time=100y",
+                                                     "--web.enable-remote-write-receiver"])
+    prom_url = prom.url
     succeeded = False
     try:
         server.start()
-        config = os.path.join(work, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write("global:\n  scrape_interval: 1m\nstorage:\n  tsdb:\n"
-                    "    out_of_order_time_window: %s\n" % WINDOW)
-        prom = harness.Process(
-            [prometheus_bin, "--config.file=" + config,
-             "--storage.tsdb.path=" + os.path.join(work, "prometheus-data"),
-             "--storage.tsdb.retention.time=100y", "--web.enable-remote-write-receiver",
-             "--web.listen-address=127.0.0.1:%d" % prom_port],
-            os.path.join(work, "prometheus.log"))
-        harness.wait_until(lambda: harness.http("GET", prom_url + "/-/ready", timeout=2)[0] == 200,
-                           60, "prometheus to be ready")
+        prom.start("global:\n  scrape_interval: 1m\nstorage:\n  tsdb:\n"
+                   "    out_of_order_time_window: %s\n" % WINDOW)
 
         rnd = random.Random(7)
         labels = [{"__name__": "m", "job": "ooo", "instance": "i%d" % i} for i in range(SERIES)]
@@ -132,8 +122,7 @@ def main():
         print("after SIGKILL and restart: the same")
         succeeded = True
     finally:
-        if prom:
-            prom.close()
+        prom.close()
         server.close()
     if succeeded:
         shutil.rmtree(work, ignore_errors=True)

@@ -92,14 +92,11 @@ def main():
     tidemark_bin, prometheus_bin = sys.argv[1], sys.argv[2]
     work = harness.temp_dir("tidemark-e2e-")
     server = harness.Tidemark(tidemark_bin, os.path.join(work, "data"), work)
-    prom_port = harness.free_port()
-    prom_url = "http://127.0.0.1:%d" % prom_port
-    prom = None
+    prom = harness.Prometheus(prometheus_bin, work)
+    prom_url = prom.url
     try:
         server.start()
-        config = os.path.join(work, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write("""global:
+        prom.start("""global:
   scrape_interval: 1s
   evaluation_interval: 1s
 scrape_configs:
@@ -111,14 +108,7 @@ remote_write:
     queue_config:
       batch_send_deadline: 1s
       max_shards: 2
-""" % (prom_port, server.url))
-        prom = harness.Process(
-            [prometheus_bin, "--config.file=" + config,
-             "--storage.tsdb.path=" + os.path.join(work, "prometheus-data"),
-             "--web.listen-address=127.0.0.1:%d" % prom_port],
-            os.path.join(work, "prometheus.log"))
-        harness.wait_until(lambda: harness.http("GET", prom_url + "/-/ready", timeout=2)[0] == 200,
-                           60, "prometheus to be ready")
+""" % (prom.port, server.url))
         time.sleep(WARMUP_SECONDS)
         server.alive_or_raise()
 
@@ -168,8 +158,7 @@ remote_write:
         print("%d queries compared, %d differences" % (checked, len(diffs)))
         assert not diffs, "Tidemark and Prometheus disagree"
     finally:
-        if prom:
-            prom.close()
+        prom.close()
         server.close()
 
 

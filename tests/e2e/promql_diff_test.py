@@ -594,24 +594,14 @@ def main():
     work = harness.temp_dir("tidemark-promql-diff-")
     server = harness.Tidemark(tidemark_bin, os.path.join(work, "data"), work,
                               extra_args=["--storage.retention=0", "--storage.fsync=never"])
-    prom_port = harness.free_port()
-    prom_url = "http://127.0.0.1:%d" % prom_port
-    prom = None
+    prom = harness.Prometheus(prometheus_bin, work, ["--storage.tsdb.retention.time=100y",
+                                                     "--web.enable-remote-write-receiver",
+                                                     "--web.enable-admin-api"])
+    prom_url = prom.url
     succeeded = False
     try:
         server.start()
-        config = os.path.join(work, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write("global:\n  scrape_interval: 1m\n")
-        prom = harness.Process(
-            [prometheus_bin, "--config.file=" + config,
-             "--storage.tsdb.path=" + os.path.join(work, "prometheus-data"),
-             "--storage.tsdb.retention.time=100y",
-             "--web.enable-remote-write-receiver", "--web.enable-admin-api",
-             "--web.listen-address=127.0.0.1:%d" % prom_port],
-            os.path.join(work, "prometheus.log"))
-        harness.wait_until(lambda: harness.http("GET", prom_url + "/-/ready", timeout=2)[0] == 200,
-                           60, "prometheus to be ready")
+        prom.start("global:\n  scrape_interval: 1m\n")
 
         data = generate()
         n_samples = sum(len(s) for _, s in data)
@@ -733,8 +723,7 @@ def main():
         assert not mismatches, "%d undocumented differences from Prometheus" % len(mismatches)
         succeeded = True
     finally:
-        if prom:
-            prom.close()
+        prom.close()
         server.close()
     if succeeded:  # keep the directory (logs, data) of a failed run for a look
         shutil.rmtree(work, ignore_errors=True)

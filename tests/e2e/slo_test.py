@@ -570,20 +570,10 @@ def main():
                               ["--storage.retention=0", "--storage.fsync=never"]).start()
         send_month(tm.url + "/api/v1/write", series)
 
-        config = os.path.join(work, "prometheus.yml")
-        with open(config, "w") as f:
-            f.write("global: {}\nstorage:\n  tsdb:\n    out_of_order_time_window: 60d\n")
-        prom_port = harness.free_port()
-        prom_url = "http://127.0.0.1:%d" % prom_port
-        prom = harness.Process(
-            [prometheus_bin, "--config.file=" + config,
-             "--storage.tsdb.path=" + os.path.join(work, "prometheus-data"),
-             "--storage.tsdb.retention.time=3650d",
-             "--web.listen-address=127.0.0.1:%d" % prom_port,
-             "--web.enable-remote-write-receiver"],
-            os.path.join(work, "prometheus.log"))
-        harness.wait_until(lambda: harness.http("GET", prom_url + "/-/ready", timeout=2)[0] == 200,
-                           60, "prometheus to be ready")
+        prom = harness.Prometheus(prometheus_bin, work, ["--storage.tsdb.retention.time=3650d",
+                                                         "--web.enable-remote-write-receiver"])
+        prom.start("global: {}\nstorage:\n  tsdb:\n    out_of_order_time_window: 60d\n")
+        prom_url = prom.url
         send_month(prom_url + "/api/v1/write", series)
 
         files = [openslo, sloth]
