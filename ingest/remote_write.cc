@@ -113,6 +113,17 @@ std::string DescribeSeries(const std::vector<Label>& labels) {
   return s;
 }
 
+std::string DescribeSeries(const Labels& labels) { return DescribeSeries(labels.items()); }
+
+std::string DescribeSeries(std::span<const LabelView> labels) {
+  std::string s = Labels::FromViewsUnchecked(labels).ToString();
+  if (s.size() > kMaxSeriesInMessage) {
+    s.resize(kMaxSeriesInMessage);
+    s += "...";
+  }
+  return s;
+}
+
 WriteResult Fail(WriteResult result, absl::Status status) {
   result.status = std::move(status);
   return result;
@@ -297,34 +308,10 @@ std::unique_ptr<SideStore> DBSideStore(DB& db, std::string_view tenant) {
 
 namespace {
 
-// Label strings recycled across the series of a request: Assign copies views into strings
-// that keep their capacity (grown ones are kept in `spare` while a series has fewer labels).
-struct LabelBuffer {
-  std::vector<Label> items;
-  std::vector<Label> spare;
-
-  void Assign(std::span<const internal::Rw1Label> labels) {
-    while (items.size() > labels.size()) {
-      spare.push_back(std::move(items.back()));
-      items.pop_back();
-    }
-    while (items.size() < labels.size()) {
-      if (spare.empty()) {
-        items.emplace_back();
-      } else {
-        items.push_back(std::move(spare.back()));
-        spare.pop_back();
-      }
-    }
-    for (size_t i = 0; i < labels.size(); ++i) {
-      items[i].name.assign(labels[i].name.data(), labels[i].name.size());
-      items[i].value.assign(labels[i].value.data(), labels[i].value.size());
-    }
-  }
-};
-
 // Appends one series' samples; on failure rolls back and returns the result to send.
-std::optional<WriteResult> AppendSamples(const Labels& labels,
+// `labels`: Labels, or views of valid-looking labels in canonical order.
+template <typename LabelSet>
+std::optional<WriteResult> AppendSamples(const LabelSet& labels,
                                          std::span<const internal::Rw1Sample> samples,
                                          Appender& appender, WriteResult& result,
                                          int64_t total_samples) {
@@ -333,7 +320,7 @@ std::optional<WriteResult> AppendSamples(const Labels& labels,
     absl::Status s = appender.Append(labels, t, sample.value);
     if (s.ok()) continue;
     std::string where =
-        absl::StrCat(" (series ", DescribeSeries(labels.items()), ", timestamp ", t, ")");
+        absl::StrCat(" (series ", DescribeSeries(labels), ", timestamp ", t, ")");
     appender.Rollback();
     if (IsRejection(s)) {
       result.reject_reason = RejectReasonOf(s);
@@ -401,39 +388,37 @@ WriteResult HandleRemoteWrite(std::string_view body, std::string_view content_en
   };
 
   // --- series ---
-  // One label vector is recycled from series to series, so that a series the appender already
-  // knows costs no allocation (only a copy into strings that already have the room).
+  // Labels stay views into *decoded: the appender copies them only for a series it does not
+  // hold, and validates those (a known one was valid when it was made).
   SideData side;
-  LabelBuffer raw;
   for (const internal::Rw1Series& ts : request.series) {
-    raw.Assign(request.LabelsOf(ts));
-    if (raw.items.empty()) {
+    const std::span<const LabelView> labels = request.LabelsOf(ts);
+    if (labels.empty()) {
       return reject(RejectReason::kInvalidLabels,
                     absl::InvalidArgumentError("invalid labels: series with no labels"));
     }
-    // The appender validates the labels of a series it does not know (a known one was valid
-    // when it was made): checked here only for a series without samples (exemplars alone).
-    if (absl::Status s = ts.samples_end > ts.samples_begin ? absl::OkStatus()
-                                                           : Labels::Validate(raw.items);
-        !s.ok()) {
-      return reject(RejectReason::kInvalidLabels,
-                    absl::InvalidArgumentError(absl::StrCat(
-                        s.message(), " (series ", DescribeSeries(raw.items), ")")));
+    // Checked here only for a series without samples (exemplars alone).
+    if (ts.samples_end == ts.samples_begin) {
+      if (absl::Status s = Labels::Validate(Labels::FromViewsUnchecked(labels).items());
+          !s.ok()) {
+        return reject(RejectReason::kInvalidLabels,
+                      absl::InvalidArgumentError(absl::StrCat(
+                          s.message(), " (series ", DescribeSeries(labels), ")")));
+      }
     }
     if (ts.histograms > 0) {
       return reject(RejectReason::kNone,
                     absl::InvalidArgumentError(absl::StrCat(
                         "native histograms are not supported yet (series ",
-                        DescribeSeries(raw.items),
+                        DescribeSeries(labels),
                         "); disable send_native_histograms for this remote write")));
     }
-    Labels labels = Labels::FromSortedUnchecked(std::move(raw.items));
     if (auto failed =
             AppendSamples(labels, request.SamplesOf(ts), appender, result, total_samples)) {
       return *std::move(failed);
     }
     if (ts.exemplars_end > ts.exemplars_begin && store != nullptr) {
-      SeriesExemplarBatch batch{labels, {}};
+      SeriesExemplarBatch batch{Labels::FromViewsUnchecked(labels), {}};
       for (const internal::Rw1Exemplar& e : request.ExemplarsOf(ts)) {
         std::vector<Label> el;
         el.reserve(e.labels_end - e.labels_begin);
@@ -445,7 +430,6 @@ WriteResult HandleRemoteWrite(std::string_view body, std::string_view content_en
       }
       side.exemplars.push_back(std::move(batch));
     }
-    raw.items = std::move(labels).TakeItems();
   }
   if (store != nullptr) {
     for (const internal::Rw1Metadata& md : request.metadata) {

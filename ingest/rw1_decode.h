@@ -31,13 +31,12 @@
 #include <vector>
 
 #include "absl/status/status.h"
+#include "storage/labels.h"
 
 namespace tidemark::ingest::internal {
 
-struct Rw1Label {
-  std::string_view name;   // Label field 1
-  std::string_view value;  // Label field 2
-};
+// Label field 1 (name) and field 2 (value), as views into the decoded body.
+using Rw1Label = LabelView;
 
 struct Rw1Sample {
   double value = 0;       // Sample field 1 (fixed64)

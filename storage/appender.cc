@@ -51,4 +51,8 @@ absl::Status StatusOf(RejectReason reason, std::string_view detail) {
   return status;
 }
 
+absl::Status Appender::Append(std::span<const LabelView> labels, int64_t t_ms, double v) {
+  return Append(Labels::FromViewsUnchecked(labels), t_ms, v);
+}
+
 }  // namespace tidemark

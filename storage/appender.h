@@ -7,6 +7,7 @@
 #define TIDEMARK_STORAGE_APPENDER_H_
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -41,6 +42,10 @@ class Appender {
   // to a stored one of its series (the last, as in Prometheus, or an older one: a retried
   // request) is accepted and ignored.
   virtual absl::Status Append(const Labels& labels, int64_t t_ms, double v) = 0;
+  // The same for labels given as views in canonical order (sorted by name, as a remote-write
+  // request carries them; checked as above for a new series). They are copied only when the
+  // series is not in the head; the default implementation always copies.
+  virtual absl::Status Append(std::span<const LabelView> labels, int64_t t_ms, double v);
 
   // Makes every buffered sample durable (per the DB's sync policy) and visible, all or none.
   // On error nothing was applied; Unavailable means a retry may succeed.

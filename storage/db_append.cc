@@ -52,8 +52,35 @@ class AppenderImpl : public Appender {
   ~AppenderImpl() override { Rollback(); }
 
   absl::Status Append(const Labels& labels, int64_t t_ms, double v) override {
-    const Sample sample{t_ms, v};
-    const uint64_t lh = LabelsHash(labels);
+    return AppendSample(&labels, Sample{t_ms, v});
+  }
+
+  absl::Status Append(std::span<const LabelView> labels, int64_t t_ms, double v) override {
+    return AppendSample(labels, Sample{t_ms, v});
+  }
+
+  absl::Status Commit() override {
+    absl::Status s = count_ == 0 ? absl::OkStatus() : db_->CommitPending(tenant_, pending_);
+    Rollback();
+    return s;
+  }
+
+  void Rollback() override {
+    for (PendingSeries& p : pending_) {
+      if (p.series != nullptr) db_->Unpin(p.series);
+    }
+    pending_.clear();
+    index_.clear();
+    count_ = 0;
+  }
+
+  size_t pending() const override { return count_; }
+
+ private:
+  // The series' samples in the request so far, then the head: the series is pinned while the
+  // appender holds it. Labels are copied only for a series the head does not hold.
+  absl::Status AppendSample(LabelsArg labels, const Sample& sample) {
+    const uint64_t lh = labels.Hash();
     PendingSeries* p = FindPending(lh, labels);
     // With an out-of-order window, Commit sorts each series' samples and decides on the late
     // ones (a read of what is stored at their time); without one they are refused here.
@@ -62,7 +89,7 @@ class AppenderImpl : public Appender {
       Verdict verdict = CheckSample(true, p->samples.back(), sample);
       if (verdict == Verdict::kOutOfOrder && late_ok) verdict = Verdict::kAccept;
       if (verdict == Verdict::kIgnore) return absl::OkStatus();
-      if (verdict != Verdict::kAccept) return RejectFor(verdict, labels.ToString(), sample);
+      if (verdict != Verdict::kAccept) return RejectFor(verdict, labels.ToLabels().ToString(), sample);
       p->samples.push_back(sample);
       ++count_;
       return absl::OkStatus();
@@ -90,13 +117,15 @@ class AppenderImpl : public Appender {
       if (series != nullptr && verdict != Verdict::kAccept) {
         db_->Unpin(series);
         if (verdict == Verdict::kIgnore) return absl::OkStatus();
-        return RejectFor(verdict, labels.ToString(), sample);
+        return RejectFor(verdict, labels.ToLabels().ToString(), sample);
       }
     }
     if (p == nullptr) {
       // A series in the head was validated when it was made; only new ones are checked.
+      Labels copy;
       if (series == nullptr) {
-        absl::Status valid = Labels::Validate(labels.items());
+        copy = labels.ToLabels();
+        absl::Status valid = Labels::Validate(copy.items());
         if (!valid.ok()) {
           return StatusOf(RejectReason::kInvalidLabels, std::string(valid.message()));
         }
@@ -106,7 +135,7 @@ class AppenderImpl : public Appender {
       p = &pending_.back();
       p->labels_hash = lh;
       p->series = series;
-      if (series == nullptr) p->labels = labels;
+      if (series == nullptr) p->labels = std::move(copy);
     } else if (series != nullptr) {
       // Pinned again by the lookup above; the pending entry holds one pin.
       if (p->series == nullptr) p->series = series;
@@ -117,30 +146,12 @@ class AppenderImpl : public Appender {
     return absl::OkStatus();
   }
 
-  absl::Status Commit() override {
-    absl::Status s = count_ == 0 ? absl::OkStatus() : db_->CommitPending(tenant_, pending_);
-    Rollback();
-    return s;
+
+  static bool Same(const PendingSeries& p, const LabelsArg& labels) {
+    return p.series != nullptr ? labels.EqualsEncoded(p.series->label_bytes) : labels == p.labels;
   }
 
-  void Rollback() override {
-    for (PendingSeries& p : pending_) {
-      if (p.series != nullptr) db_->Unpin(p.series);
-    }
-    pending_.clear();
-    index_.clear();
-    count_ = 0;
-  }
-
-  size_t pending() const override { return count_; }
-
- private:
-  static bool Same(const PendingSeries& p, const Labels& labels) {
-    return p.series != nullptr ? LabelsEqualEncoded(labels, p.series->label_bytes)
-                               : p.labels == labels;
-  }
-
-  PendingSeries* FindPending(uint64_t lh, const Labels& labels) {
+  PendingSeries* FindPending(uint64_t lh, const LabelsArg& labels) {
     auto it = index_.find(lh);
     if (it == index_.end()) return nullptr;
     if (Same(pending_[it->second], labels)) return &pending_[it->second];
@@ -163,11 +174,11 @@ class AppenderImpl : public Appender {
 }  // namespace
 
 absl::StatusOr<MemSeries*> DBImpl::FindSeriesPinned(uint32_t tenant, uint64_t labels_hash,
-                                                     const Labels& labels, const Sample& sample,
+                                                     LabelsArg labels, const Sample& sample,
                                                      Verdict* verdict) {
   if (closed_.load()) return ClosedError();
   const uint64_t hash = SeriesHash(tenant, labels_hash);
-  const Head::Key key{hash, tenant, &labels};
+  const Head::Key key{hash, tenant, labels};
   Head::Shard& shard = head_.ShardFor(hash);
   {
     absl::MutexLock lock(&shard.mu);
@@ -177,7 +188,11 @@ absl::StatusOr<MemSeries*> DBImpl::FindSeriesPinned(uint32_t tenant, uint64_t la
       return s;
     }
   }
-  absl::StatusOr<MemSeries*> s = LoadSeriesPinned(tenant, hash, labels, /*create=*/false);
+  // Not in the head: looked up in RocksDB, which needs the labels as a Labels.
+  Labels copy;
+  if (labels.labels == nullptr) copy = labels.ToLabels();
+  absl::StatusOr<MemSeries*> s = LoadSeriesPinned(
+      tenant, hash, labels.labels != nullptr ? *labels.labels : copy, /*create=*/false);
   if (!s.ok() || *s == nullptr) return s;
   absl::MutexLock lock(&shard.mu);
   *verdict = CheckSample((*s)->has_tail, (*s)->tail, sample);

@@ -97,7 +97,7 @@ class DBImpl : public DB {
   // checks `sample` against its tail: loaded from RocksDB when stored but not yet in the head;
   // nullptr when the series does not exist.
   absl::StatusOr<MemSeries*> FindSeriesPinned(uint32_t tenant, uint64_t labels_hash,
-                                              const Labels& labels, const Sample& sample,
+                                              LabelsArg labels, const Sample& sample,
                                               Verdict* verdict);
   // The series of `labels` from RocksDB into the head (or the head's, if it won a race),
   // pinned; created with a new id when `create`, else nullptr when it does not exist.

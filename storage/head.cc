@@ -35,11 +35,14 @@ std::vector<std::pair<size_t, size_t>> ChunkCuts(const std::vector<Sample>& open
 
 namespace {
 
+// Hashes names and values as strings, whatever holds them: Labels and views of the same labels
+// hash alike.
+template <typename Range>
 struct LabelsRef {
-  const Labels* labels;
+  const Range* labels;
   template <typename H>
   friend H AbslHashValue(H h, const LabelsRef& r) {
-    for (const Label& l : *r.labels) {
+    for (const auto& l : *r.labels) {
       h = H::combine(std::move(h), absl::string_view(l.name.data(), l.name.size()),
                      absl::string_view(l.value.data(), l.value.size()));
     }
@@ -49,7 +52,28 @@ struct LabelsRef {
 
 }  // namespace
 
-uint64_t LabelsHash(const Labels& labels) { return absl::Hash<LabelsRef>{}(LabelsRef{&labels}); }
+uint64_t LabelsHash(const Labels& labels) {
+  return absl::Hash<LabelsRef<Labels>>{}(LabelsRef<Labels>{&labels});
+}
+
+uint64_t LabelsHash(std::span<const LabelView> labels) {
+  using Views = std::span<const LabelView>;
+  return absl::Hash<LabelsRef<Views>>{}(LabelsRef<Views>{&labels});
+}
+
+bool LabelsArg::EqualsEncoded(std::string_view bytes) const {
+  return labels != nullptr ? LabelsEqualEncoded(*labels, bytes) : LabelsEqualEncoded(views, bytes);
+}
+
+bool LabelsArg::operator==(const Labels& other) const {
+  if (labels != nullptr) return *labels == other;
+  if (views.size() != other.size()) return false;
+  for (size_t i = 0; i < views.size(); ++i) {
+    const Label& o = other.items()[i];
+    if (views[i].name != o.name || views[i].value != o.value) return false;
+  }
+  return true;
+}
 
 uint64_t SeriesHash(uint32_t tenant, uint64_t labels_hash) {
   return absl::HashOf(labels_hash, tenant);
@@ -68,7 +92,7 @@ int64_t MemSeries::MemoryBytes() const {
 }
 
 bool Head::KeyEq::Matches(const MemSeries& s, const Key& k) {
-  return s.hash == k.hash && s.tenant == k.tenant && LabelsEqualEncoded(*k.labels, s.label_bytes);
+  return s.hash == k.hash && s.tenant == k.tenant && k.labels.EqualsEncoded(s.label_bytes);
 }
 
 Head::~Head() {

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <limits>
 #include <memory>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -34,7 +35,25 @@ namespace tidemark::internal {
 // A hash of a label set (all names and values), and of a series: labels and tenant. In-process
 // only (absl::Hash is seeded per process): never stored.
 uint64_t LabelsHash(const Labels& labels);
+uint64_t LabelsHash(std::span<const LabelView> labels);  // == LabelsHash of the same labels
 uint64_t SeriesHash(uint32_t tenant, uint64_t labels_hash);
+
+// The labels a series is looked up by: a Labels, or views of labels in canonical order (copied
+// only when a series is made).
+struct LabelsArg {
+  LabelsArg(const Labels* l) : labels(l) {}                   // NOLINT: implicit on purpose
+  LabelsArg(std::span<const LabelView> v) : views(v) {}       // NOLINT
+  const Labels* labels = nullptr;
+  std::span<const LabelView> views;
+
+  uint64_t Hash() const { return labels != nullptr ? LabelsHash(*labels) : LabelsHash(views); }
+  // True when the labels encode to `bytes` (EncodeLabels), with no allocation.
+  bool EqualsEncoded(std::string_view bytes) const;
+  bool operator==(const Labels& other) const;
+  Labels ToLabels() const {
+    return labels != nullptr ? *labels : Labels::FromViewsUnchecked(views);
+  }
+};
 
 struct MemSeries {
   // Immutable after creation.
@@ -94,7 +113,7 @@ class Head {
   struct Key {
     uint64_t hash;
     uint32_t tenant;
-    const Labels* labels;
+    LabelsArg labels;
   };
   struct KeyHash {
     using is_transparent = void;

@@ -137,15 +137,24 @@ inline bool ConsumeLengthPrefixed(std::string_view* in, std::string_view s) {
   return got == s;
 }
 
-}  // namespace
-
-bool LabelsEqualEncoded(const Labels& labels, std::string_view bytes) {
-  for (const Label& l : labels) {
+template <typename Range>
+bool EqualEncoded(const Range& labels, std::string_view bytes) {
+  for (const auto& l : labels) {
     if (!ConsumeLengthPrefixed(&bytes, l.name) || !ConsumeLengthPrefixed(&bytes, l.value)) {
       return false;
     }
   }
   return bytes.empty();
+}
+
+}  // namespace
+
+bool LabelsEqualEncoded(const Labels& labels, std::string_view bytes) {
+  return EqualEncoded(labels, bytes);
+}
+
+bool LabelsEqualEncoded(std::span<const LabelView> labels, std::string_view bytes) {
+  return EqualEncoded(labels, bytes);
 }
 
 std::string SeriesByLabelBytesKey(uint32_t tenant, std::string_view label_bytes) {

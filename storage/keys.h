@@ -7,6 +7,7 @@
 #define TIDEMARK_STORAGE_KEYS_H_
 
 #include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -61,6 +62,7 @@ void EncodeLabels(const Labels& labels, std::string* out);
 absl::StatusOr<Labels> DecodeLabels(std::string_view in);
 // True when EncodeLabels(labels) == bytes, without encoding (no allocation).
 bool LabelsEqualEncoded(const Labels& labels, std::string_view bytes);
+bool LabelsEqualEncoded(std::span<const LabelView> labels, std::string_view bytes);
 
 // series CF.
 std::string SeriesByLabelsKey(uint32_t tenant, const Labels& labels);

@@ -108,6 +108,13 @@ Labels Labels::FromUnsorted(
 
 Labels Labels::FromSortedUnchecked(std::vector<Label> labels) { return Labels(std::move(labels)); }
 
+Labels Labels::FromViewsUnchecked(std::span<const LabelView> labels) {
+  std::vector<Label> out;
+  out.reserve(labels.size());
+  for (const LabelView& l : labels) out.push_back(Label{std::string(l.name), std::string(l.value)});
+  return Labels(std::move(out));
+}
+
 absl::Status Labels::Validate(const std::vector<Label>& labels) {
   for (size_t i = 0; i < labels.size(); ++i) {
     const Label& l = labels[i];

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <initializer_list>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -27,6 +28,12 @@ struct Label {
   friend auto operator<=>(const Label&, const Label&) = default;
 };
 
+// A label whose strings live elsewhere (e.g. in a decoded request buffer).
+struct LabelView {
+  std::string_view name;
+  std::string_view value;
+};
+
 class Labels {
  public:
   Labels() = default;
@@ -36,6 +43,8 @@ class Labels {
   static Labels FromUnsorted(std::initializer_list<std::pair<std::string_view, std::string_view>>);
   // Takes `labels` as they are, with no check: the caller guarantees the canonical form.
   static Labels FromSortedUnchecked(std::vector<Label> labels);
+  // Copies `labels` as they are, with no check (as FromSortedUnchecked).
+  static Labels FromViewsUnchecked(std::span<const LabelView> labels);
 
   // OK when sorted by name, names unique, names non-empty and valid (`[a-zA-Z_][a-zA-Z0-9_]*`),
   // values valid UTF-8. Otherwise InvalidArgument with a reason naming the label.

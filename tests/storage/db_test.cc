@@ -97,6 +97,46 @@ TEST_F(DBTest, OutOfOrderAndDuplicateRejectedWithReasons) {
   EXPECT_EQ(got.begin()->second, (std::vector<Sample>{{100, 1}, {200, 2}, {300, 3}}));
 }
 
+TEST_F(DBTest, LabelViewsAppendToTheSameSeriesAsLabels) {
+  OpenDB();
+  Labels l = Labels::FromUnsorted({{"__name__", "m"}, {"job", "a"}});
+  ASSERT_TRUE(AppendAll("t", l, {{100, 1}}).ok());
+  // Views into one buffer, as the remote-write decoder gives them.
+  const std::string buf = "__name__mjobajobb";
+  const std::string_view b(buf);
+  const LabelView known[] = {{b.substr(0, 8), b.substr(8, 1)}, {b.substr(9, 3), b.substr(12, 1)}};
+  const LabelView fresh[] = {{b.substr(0, 8), b.substr(8, 1)}, {b.substr(13, 3), b.substr(16, 1)}};
+  const LabelView unsorted[] = {{b.substr(9, 3), b.substr(12, 1)}, {b.substr(0, 8), b.substr(8, 1)}};
+
+  auto app = db_->NewAppender("t");
+  absl::Status st = app->Append(std::span<const LabelView>(known), 50, 1);
+  EXPECT_EQ(RejectReasonOf(st), RejectReason::kOutOfOrder) << st;
+  EXPECT_NE(st.message().find(R"(job="a")"), std::string_view::npos) << st;
+  ASSERT_TRUE(app->Append(std::span<const LabelView>(known), 200, 2).ok());
+  // Labels and views of the same series meet in one pending series.
+  ASSERT_TRUE(app->Append(l, 300, 3).ok());
+  EXPECT_EQ(RejectReasonOf(app->Append(std::span<const LabelView>(known), 300, 4)),
+            RejectReason::kDuplicate);
+  ASSERT_TRUE(app->Append(std::span<const LabelView>(fresh), 300, 5).ok());
+  st = app->Append(std::span<const LabelView>(unsorted), 300, 6);
+  EXPECT_EQ(RejectReasonOf(st), RejectReason::kInvalidLabels) << st;
+  ASSERT_TRUE(app->Commit().ok());
+
+  auto got = Query("t", {Name("m")});
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[R"(m{job="a"})"], (std::vector<Sample>{{100, 1}, {200, 2}, {300, 3}}));
+  EXPECT_EQ(got[R"(m{job="b"})"], (std::vector<Sample>{{300, 5}}));
+  // After a restart the series is looked up from RocksDB by views as well.
+  db_.reset();
+  OpenDB();
+  app = db_->NewAppender("t");
+  ASSERT_TRUE(app->Append(std::span<const LabelView>(fresh), 400, 7).ok());
+  ASSERT_TRUE(app->Commit().ok());
+  got = Query("t", {Name("m")});
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[R"(m{job="b"})"], (std::vector<Sample>{{300, 5}, {400, 7}}));
+}
+
 TEST_F(DBTest, CommitIsAllOrNothing) {
   OpenDB();
   Labels x = Labels::FromUnsorted({{"__name__", "x"}});
