@@ -90,7 +90,19 @@ absl::Status ParseInto(const YAML::Node& root, Config& config) {
   }
   if (const YAML::Node storage = root["storage"]) {
     if (auto s = CheckKeys(storage, "storage", {"path", "retention", "fsync", "memory_budget",
-                                                    "out_of_order_window"}); !s.ok()) return s;
+                                                    "out_of_order_window", "checkpoint_wal_size"});
+        !s.ok()) {
+      return s;
+    }
+    if (storage["checkpoint_wal_size"]) {
+      absl::StatusOr<int64_t> bytes =
+          ParseByteSizeOrZero(storage["checkpoint_wal_size"].as<std::string>());
+      if (!bytes.ok()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("storage.checkpoint_wal_size: ", bytes.status().message()));
+      }
+      config.checkpoint_wal_bytes = *bytes;
+    }
     if (storage["path"]) config.storage_path = storage["path"].as<std::string>();
     if (storage["retention"]) {
       absl::StatusOr<int64_t> ms = DurationKey(storage["retention"], "storage.retention");
@@ -198,6 +210,11 @@ absl::Status ParseInto(const YAML::Node& root, Config& config) {
 }
 
 }  // namespace
+
+absl::StatusOr<int64_t> ParseByteSizeOrZero(std::string_view text) {
+  if (text == "0") return 0;
+  return ParseByteSize(text);
+}
 
 absl::StatusOr<int64_t> ParseByteSize(std::string_view text) {
   static constexpr std::pair<std::string_view, int64_t> kUnits[] = {

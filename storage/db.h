@@ -58,6 +58,10 @@ struct Options {
   // chunk of every active series, is expected to fit in the rest and is reported in Stats.
   // How the shares were chosen: storage/TUNING.md.
   int64_t memory_budget_bytes = 256LL << 20;
+  // When the write-ahead log still needed exceeds this many bytes, the maintenance pass
+  // (Compact) writes a head checkpoint (every open head chunk as it is) and releases the log
+  // below it, which bounds the replay on open (storage/FORMAT.md). 0: never.
+  int64_t checkpoint_wal_bytes = 256LL << 20;
 };
 
 // What a metric is, as ingest learns it (remote write metadata, OTLP): per tenant and metric

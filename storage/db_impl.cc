@@ -5,7 +5,9 @@
 #include <filesystem>
 #include <span>
 #include <system_error>
+#include <thread>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "rocksdb/cache.h"
 #include "rocksdb/convenience.h"
@@ -38,7 +40,9 @@ absl::Status DBImpl::Open() {
   closed_ = false;
   st = CheckFormat();
   if (st.ok()) st = LoadCounters();
-  if (st.ok()) st = ReplayWal();
+  absl::StatusOr<uint64_t> from = st.ok() ? LoadCheckpoint() : uint64_t{0};
+  if (!from.ok()) st = from.status();
+  if (st.ok()) st = ReplayWal(*from);
   if (!st.ok()) CloseRocks();
   return st;
 }
@@ -294,31 +298,94 @@ absl::Status DBImpl::LoadSealedTail(MemSeries* s) {
   return absl::OkStatus();
 }
 
-absl::Status DBImpl::ReplayWal() {
-  absl::flat_hash_map<uint64_t, MemSeries*> by_id;
-  std::map<MemSeries*, std::vector<Sample>> late;
+absl::Status DBImpl::ReplayWal(uint64_t from) {
+  {
+    // New records must sort after the ones the checkpoint covers, even when none is left.
+    absl::MutexLock lock(&wal_mu_);
+    next_wal_seq_ = std::max(next_wal_seq_, from);
+  }
+  // Replay is bound by memory latency (a hash probe and the series' open chunk per entry), so
+  // it runs in parallel: each part reads every record and applies the entries of its own
+  // series (by id), in sequence order, which is all the order replay needs.
+  const unsigned parts = std::clamp(std::thread::hardware_concurrency(), 1u, 4u);
+  std::vector<ReplayPart> state(parts);
+  for (Head::Shard& shard : head_.shards()) {  // the checkpoint's series
+    absl::MutexLock lock(&shard.mu);
+    for (MemSeries* s : shard.series) state[s->id % parts].by_id[s->id] = s;
+  }
+  std::vector<absl::Status> results(parts);
+  std::vector<std::thread> threads;
+  for (unsigned i = 1; i < parts; ++i) {
+    threads.emplace_back([&, i] { results[i] = ReplayPartOfWal(from, i, parts, &state[i]); });
+  }
+  results[0] = ReplayPartOfWal(from, 0, parts, &state[0]);
+  for (std::thread& t : threads) t.join();
+  for (const absl::Status& st : results) {
+    if (!st.ok()) return st;
+  }
+  // Read-only: late samples of sealed times are seen once the writer has merged them.
+  if (options_.read_only) return absl::OkStatus();
+  std::vector<std::pair<MemSeries*, std::vector<Sample>>> merges;
+  for (ReplayPart& part : state) {
+    for (auto& [s, samples] : part.late) {
+      std::sort(samples.begin(), samples.end(),
+                [](const Sample& a, const Sample& b) { return a.t < b.t; });
+      if (!samples.empty()) merges.emplace_back(s, std::move(samples));
+    }
+  }
+  if (absl::Status st = MergeLateSamples(merges); !st.ok()) return st;
+  uint64_t unused = std::numeric_limits<uint64_t>::max();
+  return SealAll(false, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::min(),
+                 &unused);
+}
+
+absl::Status DBImpl::ReplayPartOfWal(uint64_t from, unsigned part, unsigned parts,
+                                     ReplayPart* state) {
+  auto mine = [&](uint64_t id) { return id % parts == part; };
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), wal_cf()));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+  std::vector<LabelView> views;
+  for (it->Seek(WalKey(from)); it->Valid(); it->Next()) {
     if (it->key().size() != 8) continue;
     const uint64_t seq = GetU64BE(View(it->key()));
-    {
+    const std::string_view record = View(it->value());
+    if (part == 0) {
       absl::MutexLock lock(&wal_mu_);
-      NoteWalRecordLocked(seq, static_cast<int64_t>(it->key().size() + it->value().size()));
+      NoteWalRecordLocked(seq, static_cast<int64_t>(it->key().size() + record.size()));
     }
-    if (IsWalDeletion(View(it->value()))) {
-      auto deletion = DecodeWalDeletion(View(it->value()));
+    if (IsWalSeal(record)) {
+      auto seal = DecodeWalSeal(record);
+      if (!seal.ok()) {
+        return absl::DataLossError(
+            absl::StrCat("replay WAL record ", seq, ": ", seal.status().message()));
+      }
+      // What it sealed leaves the head (the checkpoint may predate the seal).
+      for (const WalSeal::Series& sealed : seal->series) {
+        if (!mine(sealed.series_id)) continue;
+        auto found = state->by_id.find(sealed.series_id);
+        if (found == state->by_id.end() || found->second->tenant != sealed.tenant) continue;
+        MemSeries* s = found->second;
+        absl::MutexLock lock(&head_.ShardOf(*s).mu);
+        s->open.EraseThrough(sealed.end_t);
+        s->sealed_max_t = std::max(s->sealed_max_t, sealed.end_t);
+        if (s->open.empty()) s->open_min_seq = 0;
+      }
+      continue;
+    }
+    if (IsWalDeletion(record)) {
+      auto deletion = DecodeWalDeletion(record);
       if (!deletion.ok()) {
         return absl::DataLossError(
             absl::StrCat("replay WAL record ", seq, ": ", deletion.status().message()));
       }
       // Only series that earlier records put in the head can hold deleted samples there.
       for (uint64_t id : deletion->series_ids) {
-        auto found = by_id.find(id);
-        if (found == by_id.end() || found->second->tenant != deletion->tenant) continue;
+        if (!mine(id)) continue;
+        auto found = state->by_id.find(id);
+        if (found == state->by_id.end() || found->second->tenant != deletion->tenant) continue;
         MemSeries* s = found->second;
         absl::MutexLock lock(&head_.ShardOf(*s).mu);
         DeleteOpenSamplesLocked(s, deletion->mint, deletion->maxt);
-        if (auto l = late.find(s); l != late.end()) {
+        if (auto l = state->late.find(s); l != state->late.end()) {
           std::erase_if(l->second, [&](const Sample& x) {
             return x.t >= deletion->mint && x.t <= deletion->maxt;
           });
@@ -326,40 +393,40 @@ absl::Status DBImpl::ReplayWal() {
       }
       continue;
     }
-    auto entries = DecodeWalRecord(View(it->value()));
-    if (!entries.ok()) {
-      return absl::DataLossError(
-          absl::StrCat("replay WAL record ", seq, ": ", entries.status().message()));
-    }
-    for (WalEntry& e : *entries) {
-      MemSeries*& s = by_id[e.series_id];
+    absl::Status st = ForEachWalEntry(record, [&](const WalEntryView& e) -> absl::Status {
+      if (!mine(e.series_id)) return absl::OkStatus();
+      MemSeries*& s = state->by_id[e.series_id];
       if (s == nullptr) {
-        Labels labels = e.labels;
+        std::string fetched;
+        std::string_view bytes = e.label_bytes;
         if (!e.has_labels) {
-          std::string bytes;
           rocksdb::Status rs = db_->Get(rocksdb::ReadOptions(), series_cf(),
-                                        SeriesByIdKey(e.tenant, e.series_id), &bytes);
+                                        SeriesByIdKey(e.tenant, e.series_id), &fetched);
           if (!rs.ok()) {
             return FromRocks(rs, absl::StrCat("replay WAL record ", seq, ": labels of series ",
                                               e.series_id, " of tenant ", e.tenant));
           }
-          auto decoded = DecodeLabels(bytes);
-          if (!decoded.ok()) return decoded.status();
-          labels = *std::move(decoded);
+          bytes = fetched;
         }
+        views.clear();
+        if (!DecodeLabelViews(bytes, &views)) {
+          return absl::DataLossError(absl::StrCat("replay WAL record ", seq,
+                                                  ": bad labels of series ", e.series_id));
+        }
+        const std::span<const LabelView> labels(views);
         const uint64_t hash = SeriesHash(e.tenant, LabelsHash(labels));
         Head::Shard& shard = head_.ShardFor(hash);
         absl::MutexLock lock(&shard.mu);
-        s = Head::FindLocked(shard, Head::Key{hash, e.tenant, &labels});
+        s = Head::FindLocked(shard, Head::Key{hash, e.tenant, labels});
         if (s == nullptr) {
           auto created = std::make_unique<MemSeries>();
           created->tenant = e.tenant;
           created->id = e.series_id;
           created->hash = hash;
-          EncodeLabels(labels, &created->label_bytes);
+          created->label_bytes.assign(bytes);
           created->indexed = true;  // written in the batch of the record that named its labels
-          absl::Status st = LoadSealedTail(created.get());
-          if (!st.ok()) return st;
+          absl::Status loaded = LoadSealedTail(created.get());
+          if (!loaded.ok()) return loaded;
           s = created.get();
           Head::InsertLocked(shard, std::move(created));
         }
@@ -372,7 +439,7 @@ absl::Status DBImpl::ReplayWal() {
         if (sample.t <= s->sealed_max_t) {
           // A late sample of a sealed time: merged into its chunk after replay (again, if it
           // was before the crash: a merge keeps what is stored).
-          if (e.out_of_order) late[s].push_back(sample);
+          if (e.out_of_order) state->late[s].push_back(sample);
           continue;
         }
         if (!s->open.Insert(sample)) continue;
@@ -387,21 +454,17 @@ absl::Status DBImpl::ReplayWal() {
       if (applied && (s->open_min_seq == 0 || seq < s->open_min_seq)) s->open_min_seq = seq;
       s->has_tail = s->has_last;
       s->tail = s->last;
+      return absl::OkStatus();
+    });
+    if (!st.ok()) {
+      if (absl::IsDataLoss(st) && !absl::StartsWith(st.message(), "replay")) {
+        return absl::DataLossError(absl::StrCat("replay WAL record ", seq, ": ", st.message()));
+      }
+      return st;
     }
   }
   if (!it->status().ok()) return FromRocks(it->status(), "replay WAL");
-  // Read-only: late samples of sealed times are seen once the writer has merged them.
-  if (options_.read_only) return absl::OkStatus();
-  std::vector<std::pair<MemSeries*, std::vector<Sample>>> merges;
-  for (auto& [s, samples] : late) {
-    std::sort(samples.begin(), samples.end(),
-              [](const Sample& a, const Sample& b) { return a.t < b.t; });
-    if (!samples.empty()) merges.emplace_back(s, std::move(samples));
-  }
-  if (absl::Status st = MergeLateSamples(merges); !st.ok()) return st;
-  uint64_t unused = std::numeric_limits<uint64_t>::max();
-  return SealAll(false, std::numeric_limits<int64_t>::min(), std::numeric_limits<int64_t>::min(),
-                 &unused);
+  return absl::OkStatus();
 }
 
 absl::Status DBImpl::CheckWritable() {
@@ -492,7 +555,7 @@ void DBImpl::NoteTime(int64_t t) {
 
 bool DBImpl::PrepareSealLocked(MemSeries* s, bool force, rocksdb::WriteBatch* batch,
                                SealJob* job) {
-  if (s->sealing || s->open.empty()) return false;
+  if (s->sealing || s->open.empty() || seals_blocked_.load()) return false;
   if (!force) {
     // Nothing is full: the common case after an append, decided without scanning.
     const size_t max = static_cast<size_t>(std::max(options_.max_samples_per_chunk, 1));
@@ -524,6 +587,7 @@ bool DBImpl::PrepareSealLocked(MemSeries* s, bool force, rocksdb::WriteBatch* ba
     batch->Put(chunks_cf(), ChunkKey(s->tenant, s->id, open[begin].t), chunk);
   }
   s->sealing = true;
+  ++head_.ShardOf(*s).seals;
   job->series = s;
   job->end_t = open[cuts.back().second - 1].t;
   job->chunks = static_cast<int>(cuts.size());
@@ -533,6 +597,7 @@ bool DBImpl::PrepareSealLocked(MemSeries* s, bool force, rocksdb::WriteBatch* ba
 void DBImpl::FinishSealLocked(const SealJob& job, bool written) {
   MemSeries* s = job.series;
   s->sealing = false;
+  --head_.ShardOf(*s).seals;
   if (!written) return;
   s->open.EraseThrough(job.end_t);  // emptied, it keeps no buffer
   s->sealed_max_t = std::max(s->sealed_max_t, job.end_t);
@@ -542,6 +607,21 @@ void DBImpl::FinishSealLocked(const SealJob& job, bool written) {
   } else if (s->last_apply_seq != 0 && s->open.front().t >= s->last_apply_first_t) {
     s->open_min_seq = std::max(s->open_min_seq, s->last_apply_seq);
   }
+}
+
+void DBImpl::AddSealRecord(const std::vector<SealJob>& jobs, rocksdb::WriteBatch* batch) {
+  if (jobs.empty() || !checkpoint_exists_.load()) return;
+  WalSeal seal;
+  seal.series.reserve(jobs.size());
+  for (const SealJob& job : jobs) {
+    seal.series.push_back({job.series->tenant, job.series->id, job.end_t});
+  }
+  std::string record;
+  EncodeWalSeal(seal, &record);
+  absl::MutexLock lock(&wal_mu_);
+  const uint64_t seq = next_wal_seq_++;
+  NoteWalRecordLocked(seq, static_cast<int64_t>(8 + record.size()));
+  batch->Put(wal_cf(), WalKey(seq), record);
 }
 
 absl::Status DBImpl::SealAll(bool force_all, int64_t idle_before, int64_t evict_before,
@@ -573,6 +653,7 @@ absl::Status DBImpl::SealAll(bool force_all, int64_t idle_before, int64_t evict_
       evicted += static_cast<int64_t>(evict.size());
     }
     if (jobs.empty()) continue;
+    AddSealRecord(jobs, &batch);
     rocksdb::Status rs = db_->Write(rocksdb::WriteOptions(), &batch);
     if (!rs.ok() && first.ok()) first = FromRocks(rs, "write chunks");
     absl::MutexLock lock(&shard.mu);
@@ -607,7 +688,13 @@ absl::Status DBImpl::Compact() {
   absl::Status st = SealAll(false, before(kIdleChunkMs),
                             before(std::max<int64_t>(options_.max_chunk_span_ms, 1)), &min_seq);
   if (!st.ok()) return st;
-  return ReleaseWalBelow(min_seq);
+  st = ReleaseWalBelow(min_seq);
+  if (!st.ok()) return st;
+  // Open chunks hold more log than allowed: write them down so it can go.
+  if (options_.checkpoint_wal_bytes > 0 && wal_bytes_.load() > options_.checkpoint_wal_bytes) {
+    return Checkpoint();
+  }
+  return absl::OkStatus();
 }
 
 absl::Status DBImpl::DeleteBefore(int64_t cutoff_ms) {
@@ -677,6 +764,12 @@ absl::Status DBImpl::Close() {
     // (a flush drops the records the range deletion covers).
     uint64_t min_seq = std::numeric_limits<uint64_t>::max();
     result = SealAll(true, 0, std::numeric_limits<int64_t>::min(), &min_seq);
+    if (result.ok() && checkpoint_exists_.load()) {
+      // Everything the checkpoint holds is sealed now: once that is durable, the checkpoint
+      // goes, and only then the seal records that make an old checkpoint safe to load.
+      rocksdb::Status rs = db_->FlushWAL(/*sync=*/true);
+      result = rs.ok() ? RemoveCheckpoint() : FromRocks(rs, "sync RocksDB log");
+    }
     if (result.ok()) {
       uint64_t next;
       {

@@ -136,7 +136,23 @@ class DBImpl : public DB {
  private:
   absl::Status CheckFormat();
   absl::Status LoadCounters();
-  absl::Status ReplayWal();
+  // Replays the WAL records from sequence `from` on (those below are in the head checkpoint).
+  absl::Status ReplayWal(uint64_t from);
+  // One thread's share of the replay: the series with id % parts == part.
+  struct ReplayPart {
+    absl::flat_hash_map<uint64_t, MemSeries*> by_id;
+    std::map<MemSeries*, std::vector<Sample>> late;  // out-of-order samples of sealed times
+  };
+  absl::Status ReplayPartOfWal(uint64_t from, unsigned part, unsigned parts, ReplayPart* state);
+
+  // The head checkpoint (db_checkpoint.cc, storage/FORMAT.md). Checkpoint writes every open
+  // chunk and releases the WAL below it (maintenance_mu_ held); LoadCheckpoint puts the
+  // checkpoint's series in the head and returns the first WAL sequence to replay (0 without
+  // one); RemoveCheckpoint deletes it once every head chunk is sealed (Close).
+  absl::Status Checkpoint();
+  absl::StatusOr<uint64_t> LoadCheckpoint();
+  absl::Status RemoveCheckpoint();
+  std::string CheckpointPath() const;
   // Reads the series' newest sealed sample into `s` (fields last/has_last/sealed_max_t).
   absl::Status LoadSealedTail(MemSeries* s);
   // A seal in progress: chunks encoded from a series' open chunk (marked `sealing`) under its
@@ -150,6 +166,8 @@ class DBImpl : public DB {
   // is to be sealed (or another seal of it is in progress).
   bool PrepareSealLocked(MemSeries* s, bool force, rocksdb::WriteBatch* batch, SealJob* job);
   void FinishSealLocked(const SealJob& job, bool written);
+  // Adds a seal record of `jobs` to `batch` when a head checkpoint exists (see FORMAT.md).
+  void AddSealRecord(const std::vector<SealJob>& jobs, rocksdb::WriteBatch* batch);
   // Seals (full, or all when force_all, or idle before `idle_before`) chunks of every series,
   // evicts series idle before `evict_before`, and lowers *min_open_seq to the lowest WAL record
   // an open chunk still needs.
@@ -227,6 +245,13 @@ class DBImpl : public DB {
   absl::flat_hash_map<uint32_t, ExemplarRing> exemplar_rings_ ABSL_GUARDED_BY(exemplars_mu_);
   // Serialises metadata and state read-modify-writes.
   absl::Mutex side_mu_;
+
+  // Head checkpoint: one is on disk (so seals write seal records); seals are held back while
+  // one is taken; how many were written since open and how many series the last one held.
+  std::atomic<bool> checkpoint_exists_{false};
+  std::atomic<bool> seals_blocked_{false};
+  std::atomic<int64_t> checkpoints_written_{0};
+  std::atomic<int64_t> checkpoint_series_{0};
 
   std::atomic<int64_t> samples_appended_{0};
   std::atomic<int64_t> chunks_sealed_{0};

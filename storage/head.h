@@ -131,6 +131,7 @@ class Head {
   struct Shard {
     absl::Mutex mu;
     absl::flat_hash_set<MemSeries*, KeyHash, KeyEq> series ABSL_GUARDED_BY(mu);
+    int seals ABSL_GUARDED_BY(mu) = 0;  // seals of this shard's series being written
   };
 
   Head() = default;

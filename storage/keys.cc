@@ -5,6 +5,7 @@
 #include <cstring>
 #include <limits>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 
 namespace tidemark::internal {
@@ -110,6 +111,15 @@ absl::StatusOr<Labels> DecodeLabels(std::string_view in) {
     labels.push_back(Label{std::string(name), std::string(value)});
   }
   return Labels::FromSortedUnchecked(std::move(labels));
+}
+
+bool DecodeLabelViews(std::string_view in, std::vector<LabelView>* out) {
+  while (!in.empty()) {
+    LabelView l;
+    if (!GetLengthPrefixed(&in, &l.name) || !GetLengthPrefixed(&in, &l.value)) return false;
+    out->push_back(l);
+  }
+  return true;
 }
 
 std::string SeriesByLabelsKey(uint32_t tenant, const Labels& labels) {
@@ -248,6 +258,7 @@ namespace {
 constexpr uint8_t kWalRecordV1 = 1;
 constexpr uint8_t kWalRecordV2 = 2;
 constexpr uint8_t kWalDeletion = 3;
+constexpr uint8_t kWalSeal = 4;
 constexpr uint8_t kWalFlagLabels = 1;
 constexpr uint8_t kWalFlagOutOfOrder = 2;
 
@@ -357,7 +368,47 @@ absl::StatusOr<WalDeletion> DecodeWalDeletion(std::string_view in) {
   return d;
 }
 
-absl::StatusOr<std::vector<WalEntry>> DecodeWalRecord(std::string_view in) {
+bool IsWalSeal(std::string_view record) {
+  return !record.empty() && static_cast<uint8_t>(record[0]) == kWalSeal;
+}
+
+void EncodeWalSeal(const WalSeal& seal, std::string* out) {
+  out->push_back(static_cast<char>(kWalSeal));
+  PutVarint(out, seal.series.size());
+  for (const WalSeal::Series& s : seal.series) {
+    PutVarint(out, s.tenant);
+    PutVarint(out, s.series_id);
+    PutVarint(out, ZigZag(s.end_t));
+  }
+}
+
+absl::StatusOr<WalSeal> DecodeWalSeal(std::string_view in) {
+  const size_t total = in.size();
+  auto corrupt = [total](std::string_view what) {
+    return absl::DataLossError(
+        absl::StrCat("decode WAL seal record (", total, " bytes): ", std::string(what)));
+  };
+  if (!IsWalSeal(in)) return corrupt("not a seal record");
+  in.remove_prefix(1);
+  uint64_t n;
+  if (!GetVarint(&in, &n) || n > in.size()) return corrupt("bad series count");
+  WalSeal seal;
+  seal.series.resize(n);
+  for (WalSeal::Series& s : seal.series) {
+    uint64_t tenant, zt;
+    if (!GetVarint(&in, &tenant) || tenant > std::numeric_limits<uint32_t>::max() ||
+        !GetVarint(&in, &s.series_id) || !GetVarint(&in, &zt)) {
+      return corrupt("truncated series");
+    }
+    s.tenant = static_cast<uint32_t>(tenant);
+    s.end_t = UnZigZag(zt);
+  }
+  if (!in.empty()) return corrupt("trailing bytes");
+  return seal;
+}
+
+absl::Status ForEachWalEntry(std::string_view in,
+                             absl::FunctionRef<absl::Status(const WalEntryView&)> fn) {
   const size_t total = in.size();
   auto corrupt = [total](std::string_view what) {
     return absl::DataLossError(
@@ -374,8 +425,10 @@ absl::StatusOr<std::vector<WalEntry>> DecodeWalRecord(std::string_view in) {
   uint64_t zbase = 0;
   if (version == kWalRecordV2 && !GetVarint(&in, &zbase)) return corrupt("bad base time");
   const int64_t base_t = UnZigZag(zbase);
-  std::vector<WalEntry> entries(n);
-  for (WalEntry& e : entries) {
+  // One buffer for every entry's samples: a record costs no allocation once it has grown.
+  absl::InlinedVector<Sample, 8> samples;
+  for (uint64_t i = 0; i < n; ++i) {
+    WalEntryView e;
     uint8_t flags;
     if (version == kWalRecordV1) {
       if (in.size() < 13) return corrupt("truncated entry header");
@@ -397,38 +450,58 @@ absl::StatusOr<std::vector<WalEntry>> DecodeWalRecord(std::string_view in) {
     if (flags & ~(kWalFlagLabels | kWalFlagOutOfOrder)) return corrupt("unknown entry flags");
     e.out_of_order = (flags & kWalFlagOutOfOrder) != 0;
     if (flags & kWalFlagLabels) {
-      std::string_view labels;
-      if (!GetLengthPrefixed(&in, &labels)) return corrupt("truncated labels");
-      auto decoded = DecodeLabels(labels);
-      if (!decoded.ok()) return decoded.status();
+      if (!GetLengthPrefixed(&in, &e.label_bytes)) return corrupt("truncated labels");
       e.has_labels = true;
-      e.labels = *std::move(decoded);
     }
     uint64_t ns;
+    samples.clear();
     if (version == kWalRecordV1) {
       if (!GetVarint(&in, &ns) || ns > in.size() / 16) return corrupt("bad sample count");
-      e.samples.resize(ns);
-      for (Sample& s : e.samples) {
+      samples.resize(ns);
+      for (Sample& s : samples) {
         s.t = static_cast<int64_t>(GetU64BE(in));
         s.v = std::bit_cast<double>(GetU64BE(in.substr(8)));
         in.remove_prefix(16);
       }
-      continue;
+    } else {
+      if (!GetVarint(&in, &ns) || ns > in.size() / 9) return corrupt("bad sample count");
+      samples.resize(ns);
+      int64_t prev = base_t;
+      for (Sample& s : samples) {
+        uint64_t zd;
+        if (!GetVarint(&in, &zd) || in.size() < 8) return corrupt("truncated sample");
+        s.t = static_cast<int64_t>(static_cast<uint64_t>(prev) +
+                                   static_cast<uint64_t>(UnZigZag(zd)));
+        s.v = std::bit_cast<double>(GetU64LE(in));
+        in.remove_prefix(8);
+        prev = s.t;
+      }
     }
-    if (!GetVarint(&in, &ns) || ns > in.size() / 9) return corrupt("bad sample count");
-    e.samples.resize(ns);
-    int64_t prev = base_t;
-    for (Sample& s : e.samples) {
-      uint64_t zd;
-      if (!GetVarint(&in, &zd) || in.size() < 8) return corrupt("truncated sample");
-      s.t = static_cast<int64_t>(static_cast<uint64_t>(prev) +
-                                 static_cast<uint64_t>(UnZigZag(zd)));
-      s.v = std::bit_cast<double>(GetU64LE(in));
-      in.remove_prefix(8);
-      prev = s.t;
-    }
+    e.samples = std::span<const Sample>(samples.data(), samples.size());
+    if (absl::Status st = fn(e); !st.ok()) return st;
   }
   if (!in.empty()) return corrupt("trailing bytes");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<WalEntry>> DecodeWalRecord(std::string_view in) {
+  std::vector<WalEntry> entries;
+  absl::Status st = ForEachWalEntry(in, [&entries](const WalEntryView& v) -> absl::Status {
+    WalEntry e;
+    e.tenant = v.tenant;
+    e.series_id = v.series_id;
+    e.out_of_order = v.out_of_order;
+    if (v.has_labels) {
+      auto decoded = DecodeLabels(v.label_bytes);
+      if (!decoded.ok()) return decoded.status();
+      e.has_labels = true;
+      e.labels = *std::move(decoded);
+    }
+    e.samples.assign(v.samples.begin(), v.samples.end());
+    entries.push_back(std::move(e));
+    return absl::OkStatus();
+  });
+  if (!st.ok()) return st;
   return entries;
 }
 

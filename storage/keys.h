@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "storage/labels.h"
@@ -60,6 +61,8 @@ int32_t DayOf(int64_t t_ms);
 // Labels as bytes: for each label, varint(len(name)) name varint(len(value)) value.
 void EncodeLabels(const Labels& labels, std::string* out);
 absl::StatusOr<Labels> DecodeLabels(std::string_view in);
+// The same as views into `in`, appended to *out; false when `in` is truncated.
+bool DecodeLabelViews(std::string_view in, std::vector<LabelView>* out);
 // True when EncodeLabels(labels) == bytes, without encoding (no allocation).
 bool LabelsEqualEncoded(const Labels& labels, std::string_view bytes);
 bool LabelsEqualEncoded(std::span<const LabelView> labels, std::string_view bytes);
@@ -118,6 +121,18 @@ void AppendWalEntry(std::string* out, int64_t base_t, uint32_t tenant, uint64_t 
 // Decodes records of version 1 and 2 (a deletion record is an error here: check
 // IsWalDeletion first).
 absl::StatusOr<std::vector<WalEntry>> DecodeWalRecord(std::string_view in);
+// The same, entry by entry and without copies: the views are valid during the call only. Stops
+// at the first error, the callback's included.
+struct WalEntryView {
+  uint32_t tenant = 0;
+  uint64_t series_id = 0;
+  bool has_labels = false;
+  std::string_view label_bytes;  // EncodeLabels' form, when has_labels
+  bool out_of_order = false;
+  std::span<const Sample> samples;
+};
+absl::Status ForEachWalEntry(std::string_view record,
+                             absl::FunctionRef<absl::Status(const WalEntryView&)> fn);
 
 // A deletion record (version 3): the samples in [mint, maxt] of these series of one tenant were
 // deleted. Replay removes them from what earlier records put in the head.
@@ -130,6 +145,21 @@ struct WalDeletion {
 bool IsWalDeletion(std::string_view record);
 void EncodeWalDeletion(const WalDeletion& deletion, std::string* out);
 absl::StatusOr<WalDeletion> DecodeWalDeletion(std::string_view in);
+
+// A seal record (version 4): these series' open samples at or before `end_t` were written as
+// sealed chunks (in the same batch). Replay removes them from the head, so a head checkpoint
+// taken before the seal does not bring them back.
+struct WalSeal {
+  struct Series {
+    uint32_t tenant = 0;
+    uint64_t series_id = 0;
+    int64_t end_t = 0;
+  };
+  std::vector<Series> series;
+};
+bool IsWalSeal(std::string_view record);
+void EncodeWalSeal(const WalSeal& seal, std::string* out);
+absl::StatusOr<WalSeal> DecodeWalSeal(std::string_view in);
 
 // exemplars CF: a per-tenant ring of sequence numbers and a per-series index.
 //   ring:  tenant 'R' u64 seq                                   -> the index key

@@ -19,6 +19,21 @@ uint64_t Bits(double v) { return std::bit_cast<uint64_t>(v); }
 
 bool ByTime(const Sample& a, int64_t t) { return a.t < t; }
 
+void PutVarint(std::string* out, uint64_t v) { PutVarint64(out, v); }
+bool GetVarint(std::string_view* in, uint64_t* v) { return GetVarint64(in, v); }
+
+void PutFixed64(std::string* out, uint64_t v) {  // little-endian
+  for (int i = 0; i < 8; ++i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+bool GetFixed64(std::string_view* in, uint64_t* v) {
+  if (in->size() < 8) return false;
+  *v = 0;
+  for (int i = 0; i < 8; ++i) *v |= uint64_t{static_cast<uint8_t>((*in)[i])} << (8 * i);
+  in->remove_prefix(8);
+  return true;
+}
+
 }  // namespace
 
 void OpenChunk::PutBits(uint64_t value, int n) {
@@ -210,6 +225,57 @@ void OpenChunk::EraseRange(int64_t mint, int64_t maxt) {
 void OpenChunk::Assign(const std::vector<Sample>& samples) {
   Clear();
   for (const Sample& s : samples) Append(s);
+}
+
+void OpenChunk::Save(std::string* out) const {
+  PutVarint(out, count_);
+  if (count_ == 0) return;
+  auto put_sample = [out](const Sample& x) {
+    PutVarint(out, ZigZag64(x.t));
+    PutFixed64(out, Bits(x.v));
+  };
+  put_sample(first_);
+  put_sample(last_);
+  PutVarint(out, ZigZag64(delta_));
+  out->push_back(static_cast<char>(lead_));
+  out->push_back(static_cast<char>(trail_));
+  out->push_back(static_cast<char>(acc_bits_));
+  PutVarint(out, acc_);
+  PutVarint(out, bytes_.size());
+  out->append(bytes_.data(), bytes_.size());
+}
+
+bool OpenChunk::Restore(std::string_view* in) {
+  Clear();
+  uint64_t count;
+  if (!GetVarint(in, &count) || count > UINT32_MAX) return false;
+  if (count == 0) return true;
+  auto get_sample = [in](Sample* x) {
+    uint64_t zt, bits;
+    if (!GetVarint(in, &zt) || !GetFixed64(in, &bits)) return false;
+    x->t = UnZigZag64(zt);
+    x->v = std::bit_cast<double>(bits);
+    return true;
+  };
+  uint64_t zdelta, acc, n;
+  if (!get_sample(&first_) || !get_sample(&last_) || !GetVarint(in, &zdelta) || in->size() < 3) {
+    return false;
+  }
+  lead_ = static_cast<uint8_t>((*in)[0]);
+  trail_ = static_cast<uint8_t>((*in)[1]);
+  acc_bits_ = static_cast<uint8_t>((*in)[2]);
+  in->remove_prefix(3);
+  if (acc_bits_ >= 8 || !GetVarint(in, &acc) || acc >= (uint64_t{1} << acc_bits_) ||
+      !GetVarint(in, &n) || n > in->size() || first_.t > last_.t) {
+    Clear();
+    return false;
+  }
+  count_ = static_cast<uint32_t>(count);
+  delta_ = UnZigZag64(zdelta);
+  acc_ = acc;
+  bytes_.assign(in->data(), in->data() + n);
+  in->remove_prefix(n);
+  return true;
 }
 
 void OpenChunk::Clear() {

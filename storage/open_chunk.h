@@ -7,7 +7,7 @@
 // inserted in the middle, erasing) decodes, edits and encodes again, which the head does only for
 // late samples, seals and deletions.
 //
-// The encoding lives only in memory (never on disk; sealed chunks use storage/chunk.h): the first
+// The encoding lives in memory and in the head checkpoint (sealed chunks use storage/chunk.h): the first
 // sample is kept plain; each later one as a Gorilla-style timestamp delta-of-delta (zigzag, in a
 // prefix-coded bucket: `0`; `10`+7 bits; `110`+12; `1110`+20; `1111`+64) and value XOR with the
 // previous value (`0` for equal; `10` + the meaningful bits when they fit the previous window of
@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "storage/sample.h"
@@ -55,6 +56,11 @@ class OpenChunk {
 
   // Heap bytes owned.
   int64_t MemoryBytes() const { return static_cast<int64_t>(bytes_.capacity()); }
+
+  // The encoder's whole state, as is (for the head checkpoint, storage/FORMAT.md), appended to
+  // *out; Restore reads it back from the front of *in (false when it is not such a state).
+  void Save(std::string* out) const;
+  bool Restore(std::string_view* in);
 
  private:
   void PutBits(uint64_t value, int n);

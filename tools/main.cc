@@ -41,6 +41,8 @@ struct ServeFlags {
   std::string retention;
   std::string fsync;
   std::string memory_budget;
+  std::string checkpoint_wal_size;
+  std::string maintenance_interval;
   std::string out_of_order_window;
   std::string query_timeout;
   std::string lookback_delta;
@@ -49,10 +51,12 @@ struct ServeFlags {
   bool allow_unauthenticated_remote = false;
 };
 
-// Periodic storage work: compaction every ~30 s, retention every ~hour.
+// Periodic storage work: compaction (sealing, WAL release, head checkpoint) every
+// `interval_ms` (30 s by default), retention every ~hour.
 class Maintenance {
  public:
-  Maintenance(DB* db, int64_t retention_ms) : db_(db), retention_ms_(retention_ms) {
+  Maintenance(DB* db, int64_t retention_ms, int64_t interval_ms)
+      : db_(db), retention_ms_(retention_ms), interval_ms_(interval_ms) {
     thread_ = std::thread([this] { Run(); });
   }
   ~Maintenance() { Stop(); }
@@ -70,7 +74,8 @@ class Maintenance {
   void Run() {
     auto next_retention = std::chrono::steady_clock::now() + std::chrono::minutes(1);
     std::unique_lock<std::mutex> lock(mu_);
-    while (!cv_.wait_for(lock, std::chrono::seconds(30), [this] { return stop_; })) {
+    while (!cv_.wait_for(lock, std::chrono::milliseconds(interval_ms_),
+                         [this] { return stop_; })) {
       lock.unlock();
       if (absl::Status s = db_->Compact(); !s.ok()) LogError(absl::StrCat("compaction: ", s.ToString()));
       if (retention_ms_ > 0 && std::chrono::steady_clock::now() >= next_retention) {
@@ -86,6 +91,7 @@ class Maintenance {
 
   DB* db_;
   int64_t retention_ms_;
+  int64_t interval_ms_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
@@ -131,6 +137,22 @@ int Serve(const ServeFlags& flags, const CLI::App& cmd) {
     absl::StatusOr<int64_t> bytes = api::ParseByteSize(flags.memory_budget);
     if (!bytes.ok()) return Fail(absl::StrCat("--storage.memory-budget: ", bytes.status().message()));
     config.memory_budget_bytes = *bytes;
+  }
+  if (given("--storage.checkpoint-wal-size")) {
+    absl::StatusOr<int64_t> bytes = api::ParseByteSizeOrZero(flags.checkpoint_wal_size);
+    if (!bytes.ok()) {
+      return Fail(absl::StrCat("--storage.checkpoint-wal-size: ", bytes.status().message()));
+    }
+    config.checkpoint_wal_bytes = *bytes;
+  }
+  int64_t maintenance_interval_ms = 30'000;
+  if (given("--storage.maintenance-interval")) {
+    absl::StatusOr<int64_t> ms = api::ParseModelDuration(flags.maintenance_interval);
+    if (!ms.ok() || *ms <= 0) {
+      return Fail(absl::StrCat("--storage.maintenance-interval: ",
+                               ms.ok() ? "must be positive" : ms.status().message()));
+    }
+    maintenance_interval_ms = *ms;
   }
   if (given("--query.timeout")) {
     absl::StatusOr<int64_t> ms = api::ParseModelDuration(flags.query_timeout);
@@ -180,6 +202,7 @@ int Serve(const ServeFlags& flags, const CLI::App& cmd) {
       {"storage.retention", options.storage_retention},
       {"storage.fsync", config.sync == SyncPolicy::kAlways ? "always" : "never"},
       {"storage.memory-budget", std::to_string(config.memory_budget_bytes)},
+      {"storage.checkpoint-wal-size", std::to_string(config.checkpoint_wal_bytes)},
       {"storage.out-of-order-window", promql::FormatDuration(config.out_of_order_window_ms)},
       {"web.listen-address", config.listen_address},
       {"web.allow-unauthenticated-remote", config.allow_unauthenticated_remote ? "true" : "false"},
@@ -199,6 +222,7 @@ int Serve(const ServeFlags& flags, const CLI::App& cmd) {
   db_options.sync = config.sync;
   db_options.retention_ms = config.retention_ms;
   db_options.memory_budget_bytes = config.memory_budget_bytes;
+  db_options.checkpoint_wal_bytes = config.checkpoint_wal_bytes;
   db_options.out_of_order_window_ms = config.out_of_order_window_ms;
   absl::StatusOr<std::unique_ptr<DB>> db = DB::Open(db_options);
   if (!db.ok()) {
@@ -207,7 +231,7 @@ int Serve(const ServeFlags& flags, const CLI::App& cmd) {
   }
   server.SetDB(db->get());
   LogInfo("storage recovered; ready");
-  Maintenance maintenance(db->get(), config.retention_ms);
+  Maintenance maintenance(db->get(), config.retention_ms, maintenance_interval_ms);
 
   int signal_number = 0;
   sigwait(&signals, &signal_number);
@@ -269,6 +293,10 @@ int main(int argc, char** argv) {
                     "Accept samples up to this much older than the newest, e.g. 10m (default 0)");
   serve->add_option("--storage.memory-budget", flags.memory_budget,
                     "Memory for the head, memtables and block cache, e.g. 512MiB (default 256MiB)");
+  serve->add_option("--storage.checkpoint-wal-size", flags.checkpoint_wal_size,
+                    "Write-ahead log that triggers a head checkpoint, e.g. 256MiB (0: never)");
+  serve->add_option("--storage.maintenance-interval", flags.maintenance_interval,
+                    "How often chunks are sealed and the head checkpointed (default 30s)");
   serve->add_option("--query.timeout", flags.query_timeout, "Query timeout (default 2m)");
   serve->add_option("--query.max-samples", flags.max_samples,
                     "Samples one query may load at once (default 50000000)");

@@ -317,6 +317,15 @@ TEST(ConfigTest, MemoryBudgetAndByteSizes) {
   EXPECT_FALSE(ParseConfig("storage: {memory_budget: lots}").ok());
 }
 
+TEST(ConfigTest, CheckpointWalSize) {
+  EXPECT_EQ(ParseConfig("")->checkpoint_wal_bytes, 256LL << 20);
+  EXPECT_EQ(ParseConfig("storage: {checkpoint_wal_size: 64MiB}")->checkpoint_wal_bytes, 64LL << 20);
+  EXPECT_EQ(ParseConfig("storage: {checkpoint_wal_size: 0}")->checkpoint_wal_bytes, 0);
+  absl::StatusOr<Config> bad = ParseConfig("storage: {checkpoint_wal_size: -1MiB}");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find("storage.checkpoint_wal_size"), std::string_view::npos);
+}
+
 TEST(ConfigTest, OutOfOrderWindow) {
   EXPECT_EQ(ParseConfig("")->out_of_order_window_ms, 0);
   absl::StatusOr<Config> config = ParseConfig("storage: {out_of_order_window: 10m}");

@@ -1,5 +1,7 @@
 """Crash test: SIGKILL `tidemark serve` during remote-write ingest, restart it, and check that
-every sample acknowledged with 2xx before the kill is there, bit for bit.
+every sample acknowledged with 2xx before the kill is there, bit for bit. The server runs its
+maintenance pass every 200 ms with a tiny head-checkpoint threshold, so kills land before,
+during and after head checkpoints, seals and WAL releases.
 
 usage: crash_test.py TIDEMARK_BINARY RW_SENDER_BINARY
 """
@@ -30,7 +32,9 @@ def expected_value(series, step):
 def main():
     tidemark_bin, sender_bin = sys.argv[1], sys.argv[2]
     work = harness.temp_dir("tidemark-crash-")
-    server = harness.Tidemark(tidemark_bin, os.path.join(work, "data"), work)
+    server = harness.Tidemark(tidemark_bin, os.path.join(work, "data"), work,
+                              extra_args=["--storage.maintenance-interval=200ms",
+                                          "--storage.checkpoint-wal-size=4KiB"])
     start_ms = (int(time.time()) - 3000) * 1000  # within retention, an hour of room
     rng = random.Random(42)
     next_step = 0
@@ -56,6 +60,9 @@ def main():
                   (round_no, len(acked), out.decode(errors="replace").strip()[-200:]))
             next_step = last_acked + 1
 
+        # The last kill left a head checkpoint: the restart below reads it.
+        checkpoint = os.path.join(work, "data", "HEAD-CHECKPOINT")
+        assert os.path.exists(checkpoint), "no head checkpoint was written"
         server.start()
         eval_s = (start_ms + 3_500_000) / 1000.0  # the [1h] range covers every step sent
         status, body = server.query('crash_metric[1h]', eval_s)
@@ -77,6 +84,7 @@ def main():
         print("crash test: %d series x %d steps acknowledged, all present after %d kills" %
               (SERIES, last_acked + 1, ROUNDS))
         assert server.process.terminate() == 0, "graceful shutdown should exit 0"
+        assert not os.path.exists(checkpoint), "a clean shutdown leaves no head checkpoint"
     finally:
         server.close()
 
