@@ -4,7 +4,7 @@
 //
 //   loadgen generate --out=DIR [--series=10000] [--hours=6] [--interval-s=15]
 //       [--connections=4] [--batch=2000] [--seed=42] [--end-ms=<now>] [--churn=0.2]
-//       [--jitter-ms=2] [--sync-steps=20]
+//       [--jitter-ms=2] [--sync-steps=20] [--churn-lifetime-min=30] [--churn-lifetime-max=120]
 //     writes DIR/conn-<c>.bin (one file per connection) and DIR/manifest.json.
 //
 //   loadgen send --dir=DIR --url=http://127.0.0.1:9090/api/v1/write [--timeout-s=120]
@@ -21,8 +21,11 @@
 //   up                                          constant 1
 //   http_request_duration_seconds_{bucket,sum,count}  classic histogram, 12 buckets incl. +Inf
 // with labels namespace, pod (ReplicaSet hash + random suffix), container, node, job, instance.
-// A --churn fraction of pod slots is replaced every 30 min .. 2 h: the old pod's series get a
-// Prometheus stale marker and a new pod (new name, IP and maybe node) starts from zero.
+// A --churn fraction of pod slots is replaced every --churn-lifetime-min .. --churn-lifetime-max
+// minutes (30 .. 120 by default; each pod's lifetime is uniform in between): the old pod's series
+// get a Prometheus stale marker and a new pod (new name, IP and maybe node) starts from zero.
+// The manifest reports the distinct series (series_total), the series that replaced others
+// (series_new, and per hour of the span) and the distinct series with samples in the last hour.
 //
 // Time is stepped for all series together (every step of every series before the next step),
 // and the connections meet at a barrier every --sync-steps steps, so each peer sees data in
@@ -158,6 +161,8 @@ struct Config {
   double churn = 0.2;
   int64_t jitter_ms = 2;
   int64_t sync_steps = 20;
+  int64_t churn_lifetime_min_ms = 30 * 60 * 1000;
+  int64_t churn_lifetime_max_ms = 2 * 3600 * 1000;
   int64_t pods = 0;
   int64_t nodes = 0;
 };
@@ -179,8 +184,9 @@ class PodSlot {
     churning_ = rng.Uniform() < cfg.churn;
     restart_p_ = 1.0 / 4000;
     if (churning_) {
-      lifetime_min_ = std::max<int64_t>(2, 30 * 60 * 1000 / cfg.interval_ms);
-      lifetime_max_ = std::max<int64_t>(lifetime_min_ + 1, 2 * 3600 * 1000 / cfg.interval_ms);
+      lifetime_min_ = std::max<int64_t>(2, cfg.churn_lifetime_min_ms / cfg.interval_ms);
+      lifetime_max_ =
+          std::max<int64_t>(lifetime_min_ + 1, cfg.churn_lifetime_max_ms / cfg.interval_ms);
       // The first pod is already part way through its life.
       end_step_ = 1 + rng.Below(lifetime_max_);
     } else {
@@ -190,6 +196,7 @@ class PodSlot {
   }
 
   int64_t generations() const { return generation_ + 1; }
+  int64_t generation() const { return generation_; }
 
   // Appends this slot's samples of step k to req; returns how many.
   int64_t AppendStep(int64_t k, prompb::WriteRequest* req) {
@@ -375,6 +382,7 @@ struct ConnTotals {
   int64_t requests = 0;
   int64_t bytes = 0;
   int64_t generations = 0;
+  int64_t generations_last_hour = 0;  // pods with a sample in the last hour of the span
   int64_t slots = 0;
 };
 
@@ -430,7 +438,16 @@ void GenerateConnection(const Config& cfg, int conn, const std::string& path, Co
     pending = 1;
     flush();
   }
+  // The last hour starts at this step; a pod alive when it starts (even if it only gets its
+  // stale marker then) and every pod started later have samples in it.
+  int64_t last_hour_step = std::max<int64_t>(0, cfg.steps - 3600 * 1000 / cfg.interval_ms);
+  std::vector<int64_t> generation_at_last_hour(slots.size(), 0);
   for (int64_t k = 0; k < cfg.steps; ++k) {
+    if (k == last_hour_step) {
+      for (size_t i = 0; i < slots.size(); ++i) {
+        generation_at_last_hour[i] = slots[i]->generation();
+      }
+    }
     for (auto& slot : slots) {
       int64_t n = slot->AppendStep(k, &req);
       pending += n;
@@ -442,7 +459,10 @@ void GenerateConnection(const Config& cfg, int conn, const std::string& path, Co
       WriteRecord(file, std::string());  // barrier
     }
   }
-  for (auto& slot : slots) out->generations += slot->generations();
+  for (size_t i = 0; i < slots.size(); ++i) {
+    out->generations += slots[i]->generations();
+    out->generations_last_hour += slots[i]->generations() - generation_at_last_hour[i];
+  }
   out->slots = static_cast<int64_t>(slots.size());
   file.close();
   if (!file) {
@@ -469,9 +489,17 @@ int Generate(const FlagMap& kv) {
   cfg.churn = DoubleFlag(kv, "churn", 0.2);
   cfg.jitter_ms = IntFlag(kv, "jitter-ms", 2);
   cfg.sync_steps = std::max<int64_t>(1, IntFlag(kv, "sync-steps", 20));
+  double lifetime_min = DoubleFlag(kv, "churn-lifetime-min", 30);  // minutes
+  double lifetime_max = DoubleFlag(kv, "churn-lifetime-max", 120);
+  cfg.churn_lifetime_min_ms = static_cast<int64_t>(lifetime_min * 60 * 1000);
+  cfg.churn_lifetime_max_ms = static_cast<int64_t>(lifetime_max * 60 * 1000);
   if (cfg.interval_ms <= 0 || cfg.connections < 1 || cfg.batch < 1 || cfg.series < 1 ||
       cfg.jitter_ms * 2 + 2 >= cfg.interval_ms) {
     std::cerr << "bad --interval-s, --connections, --batch, --series or --jitter-ms\n";
+    return 2;
+  }
+  if (!(lifetime_min > 0) || !(lifetime_max > lifetime_min)) {
+    std::cerr << "want 0 < --churn-lifetime-min < --churn-lifetime-max (minutes)\n";
     return 2;
   }
   cfg.steps = static_cast<int64_t>(hours * 3600 * 1000) / cfg.interval_ms;
@@ -500,7 +528,10 @@ int Generate(const FlagMap& kv) {
     sum.requests += t.requests;
     sum.bytes += t.bytes;
     sum.generations += t.generations;
+    sum.generations_last_hour += t.generations_last_hour;
   }
+  int64_t series_new = (sum.generations - cfg.pods) * kSeriesPerPod;
+  double span_hours = static_cast<double>(cfg.steps * cfg.interval_ms) / 3.6e6;
   std::ostringstream m;
   m << "{\"series_active\": " << cfg.pods * kSeriesPerPod
     << ", \"series_total\": " << sum.generations * kSeriesPerPod << ", \"pods\": " << cfg.pods
@@ -509,7 +540,11 @@ int Generate(const FlagMap& kv) {
     << ", \"interval_ms\": " << cfg.interval_ms << ", \"start_ms\": " << cfg.start_ms
     << ", \"end_ms\": " << end_ms << ", \"connections\": " << cfg.connections
     << ", \"batch\": " << cfg.batch << ", \"seed\": " << cfg.seed << ", \"churn\": " << cfg.churn
-    << ", \"jitter_ms\": " << cfg.jitter_ms << "}";
+    << ", \"jitter_ms\": " << cfg.jitter_ms << ", \"churn_lifetime_min_minutes\": " << lifetime_min
+    << ", \"churn_lifetime_max_minutes\": " << lifetime_max << ", \"series_new\": " << series_new
+    << ", \"series_new_per_hour\": "
+    << (span_hours > 0 ? std::llround(static_cast<double>(series_new) / span_hours) : 0)
+    << ", \"series_last_hour\": " << sum.generations_last_hour * kSeriesPerPod << "}";
   std::ofstream(dir + "/manifest.json") << m.str() << "\n";
   std::cout << m.str() << std::endl;
   return 0;
