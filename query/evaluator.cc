@@ -87,6 +87,7 @@ class Evaluator final : public ColumnSource {
       std::vector<LoadedSeries>& out = data_[n.selector];
       for (Series& s : *series) {
         if (absl::Status st = ReadSeries(n, s, read, loaded); !st.ok()) return st;
+        s.samples.reset();  // whatever the storage held for it
         if (!read.samples.empty()) out.push_back(Keep(read));
       }
     }
@@ -404,7 +405,10 @@ class Evaluator final : public ColumnSource {
       return absl::InvalidArgumentError(
           "vector selector must contain at least one non-empty matcher");
     }
-    return querier.Select(n.selector->matchers, SelectHints{n.mint, n.maxt});
+    // Series are read one at a time, each released once read (Load, ReadRest, ForEachLoaded).
+    SelectHints hints{n.mint, n.maxt};
+    hints.lazy = true;
+    return querier.Select(n.selector->matchers, hints);
   }
 
   // Reads the samples of `s` that `n` needs into `out` (its buffers reused) and adds their

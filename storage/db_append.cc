@@ -243,14 +243,16 @@ void DBImpl::Unpin(MemSeries* s) {
   --s->pins;
 }
 
-void DBImpl::CopyHeadSamples(uint32_t tenant, const Labels& labels, int64_t mint, int64_t maxt,
-                             std::vector<Sample>* out) {
-  const uint64_t hash = SeriesHash(tenant, LabelsHash(labels));
+bool DBImpl::CopyHeadSamples(uint32_t tenant, uint64_t hash, uint64_t id, int64_t mint,
+                             int64_t maxt, std::vector<Sample>* out, int64_t* sealed_max_t) {
   Head::Shard& shard = head_.ShardFor(hash);
   absl::MutexLock lock(&shard.mu);
-  MemSeries* s = Head::FindLocked(shard, Head::Key{hash, tenant, &labels});
-  if (s == nullptr) return;
-  s->open.CopyRange(mint, maxt, out);
+  auto it = shard.series.find(Head::IdKey{hash, tenant, id});
+  if (it == shard.series.end()) return false;
+  (*it)->open.CopyRange(mint, maxt, out);
+  // A seal under way writes chunks newer than the sealed time: they hold what is still open.
+  *sealed_max_t = (*it)->sealing ? std::numeric_limits<int64_t>::max() : (*it)->sealed_max_t;
+  return true;
 }
 
 absl::StatusOr<StoredKind> DBImpl::StoredAt(MemSeries* series, const Sample& sample) {

@@ -108,9 +108,11 @@ class DBImpl : public DB {
   // of `matchers` (db_query.cc).
   absl::StatusOr<std::vector<std::pair<uint64_t, Labels>>> MatchSeries(
       uint32_t tenant, const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt);
-  // Copies the head samples in [mint, maxt] of the series `labels` (if in the head).
-  void CopyHeadSamples(uint32_t tenant, const Labels& labels, int64_t mint, int64_t maxt,
-                       std::vector<Sample>* out);
+  // Copies the head samples in [mint, maxt] of series `id` (hash: SeriesHash), if in the head.
+  // Returns whether it is, and then in *sealed_max_t the newest time its sealed chunks may hold
+  // (min() when none): no chunk has samples after it.
+  bool CopyHeadSamples(uint32_t tenant, uint64_t hash, uint64_t id, int64_t mint, int64_t maxt,
+                       std::vector<Sample>* out, int64_t* sealed_max_t);
   // What the series stores at `sample`'s timestamp (head or sealed chunks): nothing, the same
   // sample bit for bit (a resent one, ignored so that retried requests succeed), or another.
   absl::StatusOr<StoredKind> StoredAt(MemSeries* series, const Sample& sample);

@@ -1,5 +1,6 @@
 // DBImpl's read path: queriers over sealed chunks and the head.
 #include <algorithm>
+#include <functional>
 #include <limits>
 #include <memory>
 
@@ -98,6 +99,49 @@ class SeriesIterator : public SampleIterator {
   absl::Status status_;
 };
 
+// A series whose samples are read when it is first iterated, and let go once it is exhausted:
+// a query that selects many series holds only the labels of those it has not read yet.
+class LazySeriesIterator : public SampleIterator {
+ public:
+  using Loader = std::function<absl::StatusOr<std::unique_ptr<SampleIterator>>()>;
+  explicit LazySeriesIterator(Loader load) : load_(std::move(load)) {}
+
+  bool Next() override {
+    if (!Load()) return false;
+    if (inner_->Next()) return true;
+    Release();
+    return false;
+  }
+  bool Seek(int64_t t) override {
+    if (!Load()) return false;
+    if (inner_->Seek(t)) return true;
+    Release();
+    return false;
+  }
+  Sample At() const override { return inner_ != nullptr ? inner_->At() : Sample{}; }
+  absl::Status status() const override { return status_; }
+
+ private:
+  // False when there is nothing (more) to read.
+  bool Load() {
+    if (load_ != nullptr) {
+      absl::StatusOr<std::unique_ptr<SampleIterator>> loaded = load_();
+      load_ = nullptr;
+      if (!loaded.ok()) status_ = loaded.status();
+      else inner_ = *std::move(loaded);
+    }
+    return inner_ != nullptr;
+  }
+  void Release() {
+    status_ = inner_->status();
+    inner_.reset();
+  }
+
+  Loader load_;
+  std::unique_ptr<SampleIterator> inner_;
+  absl::Status status_;
+};
+
 class EmptyQuerier : public Querier {
  public:
   absl::StatusOr<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers,
@@ -125,12 +169,23 @@ class QuerierImpl : public Querier {
       : db_(db), tenant_(tenant), mint_(mint), maxt_(maxt) {}
 
   absl::StatusOr<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers,
-                                             const SelectHints&) override {
+                                             const SelectHints& hints) override {
     auto selected = SelectLabels(matchers);
     if (!selected.ok()) return selected.status();
     std::vector<Series> result;
+    if (hints.lazy) {
+      result.reserve(selected->size());
+      for (auto& [id, labels] : *selected) {
+        const uint64_t hash = SeriesHash(tenant_, LabelsHash(labels));
+        auto load = [this, id = id, hash]() { return LoadSamples(id, hash); };
+        result.push_back(Series{std::move(labels), std::make_unique<LazySeriesIterator>(load)});
+      }
+      std::sort(result.begin(), result.end(),
+                [](const Series& a, const Series& b) { return a.labels < b.labels; });
+      return result;
+    }
     for (auto& [id, labels] : *selected) {
-      auto samples = LoadSamples(id, labels);
+      auto samples = LoadSamples(id, SeriesHash(tenant_, LabelsHash(labels)));
       if (!samples.ok()) return samples.status();
       if (*samples == nullptr) continue;
       result.push_back(Series{std::move(labels), *std::move(samples)});
@@ -180,14 +235,23 @@ class QuerierImpl : public Querier {
   }
 
   // The series' samples in range, or nullptr when it has none there.
-  absl::StatusOr<std::unique_ptr<SampleIterator>> LoadSamples(uint64_t id, const Labels& labels) {
+  absl::StatusOr<std::unique_ptr<SampleIterator>> LoadSamples(uint64_t id, uint64_t hash) {
+    if (db_->closed()) return absl::FailedPreconditionError("database is closed");
     // Copy the head first, then read the chunks: a concurrent seal writes its chunk before the
     // samples leave the head, so nothing falls between the two.
     std::vector<Sample> head;
-    db_->CopyHeadSamples(tenant_, labels, mint_, maxt_, &head);
+    int64_t sealed_max_t = std::numeric_limits<int64_t>::max();
+    const bool in_head =
+        db_->CopyHeadSamples(tenant_, hash, id, mint_, maxt_, &head, &sealed_max_t);
     std::string chunk_bytes;
     std::vector<uint32_t> chunk_ends;
     bool chunk_in_range = false;
+    if (in_head && sealed_max_t < mint_) {
+      // Recent data of a series in the head: no sealed chunk reaches the range.
+      if (head.empty()) return nullptr;
+      return std::unique_ptr<SampleIterator>(std::make_unique<SeriesIterator>(
+          std::move(chunk_bytes), std::move(chunk_ends), std::move(head), mint_, maxt_));
+    }
     const std::string prefix = ChunkSeriesPrefix(tenant_, id);
     std::unique_ptr<rocksdb::Iterator> it(
         db_->rocks()->NewIterator(rocksdb::ReadOptions(), db_->chunks_cf()));

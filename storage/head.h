@@ -115,16 +115,27 @@ class Head {
     uint32_t tenant;
     LabelsArg labels;
   };
+  // Lookup by id, when the hash is known (a series' labels decide its hash, its id its labels).
+  struct IdKey {
+    uint64_t hash;
+    uint32_t tenant;
+    uint64_t id;
+  };
   struct KeyHash {
     using is_transparent = void;
     size_t operator()(const MemSeries* s) const { return s->hash; }
     size_t operator()(const Key& k) const { return k.hash; }
+    size_t operator()(const IdKey& k) const { return k.hash; }
   };
   struct KeyEq {
     using is_transparent = void;
     bool operator()(const MemSeries* a, const MemSeries* b) const { return a == b; }
     bool operator()(const MemSeries* a, const Key& b) const { return Matches(*a, b); }
     bool operator()(const Key& a, const MemSeries* b) const { return Matches(*b, a); }
+    bool operator()(const MemSeries* a, const IdKey& b) const {
+      return a->hash == b.hash && a->tenant == b.tenant && a->id == b.id;
+    }
+    bool operator()(const IdKey& a, const MemSeries* b) const { return (*this)(b, a); }
     static bool Matches(const MemSeries& s, const Key& k);
   };
 

@@ -46,6 +46,11 @@ struct Series {
 struct SelectHints {
   int64_t start_ms = 0;  // samples needed from here ...
   int64_t end_ms = 0;    // ... to here (inclusive)
+  // The caller reads the series one at a time: each series' samples may be read when its
+  // iterator is first used (and let go once it is exhausted), and series without samples in
+  // range may be returned (their iterators are empty), so that selecting many series costs
+  // their labels only.
+  bool lazy = false;
 };
 
 class Querier {
@@ -53,7 +58,7 @@ class Querier {
   virtual ~Querier() = default;
 
   // The series that match all `matchers` and have samples in [mint, maxt] of the querier,
-  // sorted by labels. At least one matcher must not match the empty string, otherwise
+  // sorted by labels (with `hints.lazy`, possibly also some without samples there). At least one matcher must not match the empty string, otherwise
   // InvalidArgument (as Prometheus: "vector selector must contain at least one non-empty
   // matcher"; the query layer checks this first).
   virtual absl::StatusOr<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers,

@@ -137,6 +137,57 @@ TEST_F(DBTest, LabelViewsAppendToTheSameSeriesAsLabels) {
   EXPECT_EQ(got[R"(m{job="b"})"], (std::vector<Sample>{{300, 5}, {400, 7}}));
 }
 
+TEST_F(DBTest, LazySelectReadsTheSameSamplesWhenIterated) {
+  OpenDB();
+  Labels a = Labels::FromUnsorted({{"__name__", "m"}, {"s", "a"}});
+  Labels b = Labels::FromUnsorted({{"__name__", "m"}, {"s", "b"}});
+  Labels c = Labels::FromUnsorted({{"__name__", "m"}, {"s", "c"}});
+  ASSERT_TRUE(AppendAll("t", a, Range(0, 250000, 10000)).ok());  // sealed chunks and head
+  ASSERT_TRUE(AppendAll("t", b, Range(5000, 45000, 10000)).ok());
+  ASSERT_TRUE(AppendAll("t", c, {{900000, 1}}).ok());  // nothing in the range below
+  auto q = db_->NewQuerier("t", 20000, 120000);
+  ASSERT_TRUE(q.ok());
+  auto eager = (*q)->Select({Name("m")}, SelectHints{20000, 120000});
+  SelectHints lazy_hints{20000, 120000};
+  lazy_hints.lazy = true;
+  auto lazy = (*q)->Select({Name("m")}, lazy_hints);
+  ASSERT_TRUE(eager.ok() && lazy.ok());
+  auto read = [](std::vector<Series>& set) {
+    std::map<std::string, std::vector<Sample>> out;
+    for (Series& s : set) {
+      std::vector<Sample> v;
+      while (s.samples->Next()) v.push_back(s.samples->At());
+      EXPECT_TRUE(s.samples->status().ok()) << s.samples->status();
+      EXPECT_FALSE(s.samples->Next());  // exhausted (and released) stays exhausted
+      if (!v.empty()) out[s.labels.ToString()] = v;
+    }
+    return out;
+  };
+  ASSERT_EQ(eager->size(), 2u);
+  EXPECT_GE(lazy->size(), 2u);  // may hold `c`, with no samples
+  for (size_t i = 1; i < lazy->size(); ++i) EXPECT_LT((*lazy)[i - 1].labels, (*lazy)[i].labels);
+  auto want = read(*eager);
+  EXPECT_EQ(read(*lazy), want);
+  EXPECT_EQ(want[R"(m{s="a"})"], Range(20000, 120000, 10000));
+  // Ranges after the sealed chunks (head only), and across both.
+  auto all = Range(0, 250000, 10000);
+  for (auto [mint, maxt] : {std::pair<int64_t, int64_t>{200000, 250000}, {150000, 250000},
+                            {185000, 205000}, {255000, 400000}}) {
+    std::vector<Sample> want_a;
+    for (const Sample& x : all) {
+      if (x.t >= mint && x.t <= maxt) want_a.push_back(x);
+    }
+    EXPECT_EQ(Query("t", {Name("m"), M(MatchType::kEqual, "s", "a")}, mint, maxt)[R"(m{s="a"})"],
+              want_a) << mint << ".." << maxt;
+  }
+  // Seek before any Next loads as well.
+  lazy = (*q)->Select({Name("m"), M(MatchType::kEqual, "s", "a")}, lazy_hints);
+  ASSERT_TRUE(lazy.ok());
+  ASSERT_EQ(lazy->size(), 1u);
+  ASSERT_TRUE((*lazy)[0].samples->Seek(95000));
+  EXPECT_EQ((*lazy)[0].samples->At().t, 100000);
+}
+
 TEST_F(DBTest, CommitIsAllOrNothing) {
   OpenDB();
   Labels x = Labels::FromUnsorted({{"__name__", "x"}});
