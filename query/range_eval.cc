@@ -179,9 +179,11 @@ class ColumnarEvaluator {
   }
 
  private:
-  // A new column; fails when the columns made so far would hold more than the step-by-step
+  // A new column; fails when the columns kept so far would hold more than the step-by-step
   // evaluator may (its limit then applies, step by step).
   absl::StatusOr<Column*> NewColumn(Columns& out, Labels labels, bool ranked) {
+    cells_ += static_cast<int64_t>(n_);
+    if (cells_ > max_cells_) return Unsupported("too many cells");
     if (absl::Status st = CountColumn(); !st.ok()) return st;
     out.cols.push_back(Column{std::move(labels), std::vector<double>(n_, 0),
                               std::vector<uint8_t>(n_, 0)});
@@ -189,15 +191,15 @@ class ColumnarEvaluator {
     return &out.cols.back();
   }
 
-  // Counts a column made (kept or streamed): fails past the step-by-step evaluator's limit.
+  // Counts a column made (kept or streamed), checking for interruption now and then.
   absl::Status CountColumn() {
-    cells_ += static_cast<int64_t>(n_);
-    if (cells_ > max_cells_) return Unsupported("too many cells");
     if ((++columns_made_ & 255) == 0) return src_.CheckInterrupted();
     return absl::OkStatus();
   }
 
-  // Makes `c` a new column with `labels`, present nowhere yet, reusing its buffers.
+  // Makes `c` a new column with `labels`, present nowhere yet, reusing its buffers. A streamed
+  // column is folded and reused at once: it holds no cells beyond its own (what the series it
+  // reads load counts against the sample limit, as the step-by-step evaluator counts them).
   absl::Status StartColumn(Column& c, const Labels& labels) {
     if (absl::Status st = CountColumn(); !st.ok()) return st;
     c.labels = labels;
