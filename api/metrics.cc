@@ -71,6 +71,10 @@ ServerMetrics::ServerMetrics(const BuildInfo& build)
   head_chunks_ = gauge("tidemark_head_chunks", "Open chunks in the in-memory head.");
   head_samples_ = gauge("tidemark_head_samples", "Samples in the in-memory head.");
   wal_bytes_ = gauge("tidemark_wal_bytes", "Write-ahead log bytes not yet released.");
+  head_checkpoints_ = gauge("tidemark_head_checkpoints",
+                            "Head checkpoints written since the database was opened.");
+  checkpoint_series_ = gauge("tidemark_head_checkpoint_series",
+                             "Series in the head checkpoint last written or loaded.");
   storage_bytes_ = gauge("tidemark_storage_bytes", "Bytes of all RocksDB files.");
   ready_ = gauge("tidemark_ready", "1 once the database is open and recovered.");
   memory_budget_ = gauge("tidemark_memory_budget_bytes",
@@ -127,6 +131,8 @@ std::string ServerMetrics::Render(const Stats* stats) {
     head_chunks_->Set(static_cast<double>(stats->head_chunks));
     head_samples_->Set(static_cast<double>(stats->head_samples));
     wal_bytes_->Set(static_cast<double>(stats->wal_bytes));
+    head_checkpoints_->Set(static_cast<double>(stats->head_checkpoints));
+    checkpoint_series_->Set(static_cast<double>(stats->checkpoint_series));
     storage_bytes_->Set(static_cast<double>(stats->disk_bytes));
   }
   std::ostringstream out;

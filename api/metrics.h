@@ -65,6 +65,8 @@ class ServerMetrics {
   prometheus::Gauge* head_chunks_;
   prometheus::Gauge* head_samples_;
   prometheus::Gauge* wal_bytes_;
+  prometheus::Gauge* head_checkpoints_;
+  prometheus::Gauge* checkpoint_series_;
   prometheus::Gauge* storage_bytes_;
   prometheus::Gauge* ready_;
 };

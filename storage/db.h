@@ -95,6 +95,8 @@ struct Stats {
   int64_t samples_appended = 0;  // since open
   int64_t chunks_sealed = 0;     // since open
   int64_t wal_bytes = 0;         // write-ahead log not yet released
+  int64_t head_checkpoints = 0;  // head checkpoints written since open
+  int64_t checkpoint_series = 0;  // series in the last one written or loaded
   int64_t disk_bytes = 0;        // all RocksDB files
   int64_t min_time_ms = 0;       // oldest and newest sample time (0 when empty)
   int64_t max_time_ms = 0;

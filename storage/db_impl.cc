@@ -851,6 +851,8 @@ Stats DBImpl::GetStats() {
   stats.samples_appended = samples_appended_.load();
   stats.chunks_sealed = chunks_sealed_.load();
   stats.wal_bytes = wal_bytes_.load();
+  stats.head_checkpoints = checkpoints_written_.load();
+  stats.checkpoint_series = checkpoint_series_.load();
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(options_.path, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {

@@ -38,6 +38,8 @@ TEST_F(CheckpointTest, CrashAfterCheckpointLosesNothing) {
   ASSERT_TRUE(CheckpointOnDisk());
   // The WAL the open chunks needed is released.
   EXPECT_EQ(Get().wal_bytes, 0);
+  EXPECT_EQ(Get().head_checkpoints, 1);
+  EXPECT_EQ(Get().checkpoint_series, 2);
   // More after the checkpoint: in the WAL only.
   std::vector<Sample> more = Range(150000, 170000, 10000);
   ASSERT_TRUE(AppendAll("t", a, more).ok());
@@ -47,6 +49,8 @@ TEST_F(CheckpointTest, CrashAfterCheckpointLosesNothing) {
   Crash();
 
   OpenDB();
+  EXPECT_EQ(Get().checkpoint_series, 2);  // loaded
+  EXPECT_EQ(Get().head_checkpoints, 0);
   ExpectSeries({{"a", sa}, {"b{x=\"y\"}", sb}, {"c", {{7, 7}}}});
   // The head holds the series' tails again.
   auto app = db_->NewAppender("t");
