@@ -86,6 +86,10 @@ ServerMetrics::ServerMetrics(const BuildInfo& build)
   memory_head_ = &memory.Add({{"component", "head"}});
   memory_memtables_ = &memory.Add({{"component", "memtables"}});
   memory_block_cache_ = &memory.Add({{"component", "block_cache"}});
+  memory_series_bounds_ = &memory.Add({{"component", "series_bounds"}});
+  query_series_skipped_ = gauge("tidemark_query_series_skipped",
+                                "Series selected by queries' postings and dropped by their end "
+                                "time without being read, since the database was opened.");
   prometheus::BuildGauge()
       .Name("tidemark_build_info")
       .Help("Build information; the value is always 1.")
@@ -128,6 +132,8 @@ std::string ServerMetrics::Render(const Stats* stats) {
     memory_head_->Set(static_cast<double>(stats->head_bytes));
     memory_memtables_->Set(static_cast<double>(stats->memtable_bytes));
     memory_block_cache_->Set(static_cast<double>(stats->block_cache_bytes));
+    memory_series_bounds_->Set(static_cast<double>(stats->series_bounds_bytes));
+    query_series_skipped_->Set(static_cast<double>(stats->query_series_skipped));
     head_chunks_->Set(static_cast<double>(stats->head_chunks));
     head_samples_->Set(static_cast<double>(stats->head_samples));
     wal_bytes_->Set(static_cast<double>(stats->wal_bytes));

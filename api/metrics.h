@@ -62,6 +62,8 @@ class ServerMetrics {
   prometheus::Gauge* memory_head_;
   prometheus::Gauge* memory_memtables_;
   prometheus::Gauge* memory_block_cache_;
+  prometheus::Gauge* memory_series_bounds_;
+  prometheus::Gauge* query_series_skipped_;
   prometheus::Gauge* head_chunks_;
   prometheus::Gauge* head_samples_;
   prometheus::Gauge* wal_bytes_;

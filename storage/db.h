@@ -107,6 +107,9 @@ struct Stats {
   int64_t block_cache_bytes = 0;       // RocksDB block cache in use (includes memtable charge)
   int64_t memory_budget_bytes = 0;     // Options::memory_budget_bytes as applied
   int64_t series_evicted = 0;          // inactive series dropped from the head since open
+  int64_t series_bounds_bytes = 0;     // end times of sealed series (storage/series_bounds.h)
+  // Series a query's postings selected and dropped by their end time, without reading them.
+  int64_t query_series_skipped = 0;
 };
 
 class DB {

@@ -217,6 +217,7 @@ absl::StatusOr<MemSeries*> DBImpl::LoadSeriesPinned(uint32_t tenant, uint64_t ha
     }
     series->id = GetU64BE(value);
     series->indexed = true;
+    series->bounded = true;  // it may have an end time from before it left the head
     absl::Status st = LoadSealedTail(series.get());
     if (!st.ok()) return st;
     series->has_tail = series->has_last;
@@ -519,6 +520,11 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
     MemSeries* s = plan.series;
     Head::Shard& shard = head_.ShardOf(*s);
     absl::MutexLock lock(&shard.mu);
+    if (s->bounded) {
+      // Written again: its end time no longer holds (before any sample becomes visible).
+      bounds_.Clear(s->id);
+      s->bounded = false;
+    }
     if (!plan.ooo.empty()) {
       // A seal in progress would drop what is inserted at or before its end: wait for it.
       auto not_sealing = [s]() { return !s->sealing; };

@@ -604,6 +604,8 @@ void DBImpl::FinishSealLocked(const SealJob& job, bool written) {
   chunks_sealed_ += job.chunks;
   if (s->open.empty()) {
     s->open_min_seq = 0;
+    // All sealed and no commit about to add more: queries may skip it by its end time.
+    if (s->inflight == 0) SetBoundLocked(s);
   } else if (s->last_apply_seq != 0 && s->open.front().t >= s->last_apply_first_t) {
     s->open_min_seq = std::max(s->open_min_seq, s->last_apply_seq);
   }
@@ -622,6 +624,12 @@ void DBImpl::AddSealRecord(const std::vector<SealJob>& jobs, rocksdb::WriteBatch
   const uint64_t seq = next_wal_seq_++;
   NoteWalRecordLocked(seq, static_cast<int64_t>(8 + record.size()));
   batch->Put(wal_cf(), WalKey(seq), record);
+}
+
+void DBImpl::SetBoundLocked(MemSeries* s) {
+  if (!s->has_last) return;
+  bounds_.Set(s->id, std::max(s->last.t, s->sealed_max_t));
+  s->bounded = true;
 }
 
 absl::Status DBImpl::SealAll(bool force_all, int64_t idle_before, int64_t evict_before,
@@ -649,7 +657,10 @@ absl::Status DBImpl::SealAll(bool force_all, int64_t idle_before, int64_t evict_
         if (PrepareSealLocked(s, force, &batch, &job)) jobs.push_back(job);
         else *min_open_seq = std::min(*min_open_seq, s->open_min_seq);
       }
-      for (MemSeries* s : evict) Head::EraseLocked(shard, s);
+      for (MemSeries* s : evict) {
+        if (!s->bounded) SetBoundLocked(s);
+        Head::EraseLocked(shard, s);
+      }
       evicted += static_cast<int64_t>(evict.size());
     }
     if (jobs.empty()) continue;
@@ -679,6 +690,13 @@ absl::Status DBImpl::Compact() {
       max_t > std::numeric_limits<int64_t>::min() + options_.retention_ms) {
     absl::Status st = DeleteBeforeImpl(max_t - options_.retention_ms);
     if (!st.ok()) return st;
+  }
+  if (const int32_t day = DayOf(max_t); day > bounds_day_) {
+    // A new day: today's and yesterday's postings hold the series made since yesterday began
+    // (and older ones still written to, which stay unknown); older ids need no end times.
+    bounds_.DropBelow(bounds_day_first_id_);
+    bounds_day_ = day;
+    bounds_day_first_id_ = next_series_id_.load();
   }
   auto before = [max_t](int64_t span) {
     return max_t > std::numeric_limits<int64_t>::min() + span ? max_t - span : max_t;
@@ -843,6 +861,8 @@ Stats DBImpl::GetStats() {
     }
   }
   stats.series_evicted = series_evicted_.load();
+  stats.series_bounds_bytes = bounds_.MemoryBytes();
+  stats.query_series_skipped = query_series_skipped_.load();
   stats.memory_budget_bytes = std::max<int64_t>(options_.memory_budget_bytes, 16LL << 20);
   if (write_buffers_ != nullptr) {
     stats.memtable_bytes = static_cast<int64_t>(write_buffers_->memory_usage());

@@ -30,6 +30,7 @@
 #include "absl/synchronization/mutex.h"
 #include "storage/db.h"
 #include "storage/head.h"
+#include "storage/series_bounds.h"
 
 namespace rocksdb {
 class DB;
@@ -173,6 +174,8 @@ class DBImpl : public DB {
   // Seals (full, or all when force_all, or idle before `idle_before`) chunks of every series,
   // evicts series idle before `evict_before`, and lowers *min_open_seq to the lowest WAL record
   // an open chunk still needs.
+  // Records s's end time in bounds_ (the caller holds its shard's lock; nothing is open).
+  void SetBoundLocked(MemSeries* s);
   absl::Status SealAll(bool force_all, int64_t idle_before, int64_t evict_before,
                        uint64_t* min_open_seq);
   // Deletes WAL records below `below` (one range deletion) and forgets their sizes.
@@ -208,6 +211,12 @@ class DBImpl : public DB {
   std::atomic<bool> closed_{true};
 
   Head head_;
+  // End times of series whose samples are all sealed, for queries to skip them.
+  SeriesBounds bounds_;
+  // The day of the newest sample when Compact last looked, and the next series id then: bounds
+  // of ids made before the previous day are forgotten (Compact).
+  int32_t bounds_day_ = std::numeric_limits<int32_t>::min();
+  uint64_t bounds_day_first_id_ = 0;
 
   absl::Mutex tenants_mu_;
   absl::flat_hash_map<std::string, uint32_t> tenants_ ABSL_GUARDED_BY(tenants_mu_);
@@ -258,6 +267,7 @@ class DBImpl : public DB {
   std::atomic<int64_t> samples_appended_{0};
   std::atomic<int64_t> chunks_sealed_{0};
   std::atomic<int64_t> series_evicted_{0};
+  std::atomic<int64_t> query_series_skipped_{0};
   std::atomic<int64_t> min_time_{std::numeric_limits<int64_t>::max()};
   std::atomic<int64_t> max_time_{std::numeric_limits<int64_t>::min()};
 };

@@ -86,6 +86,8 @@ struct MemSeries {
   int64_t last_apply_first_t = std::numeric_limits<int64_t>::max();
   bool indexed = false;  // the series index keys are durable
   bool sealing = false;  // a seal of `open` is being written; nobody else seals meanwhile
+  // DBImpl's SeriesBounds may hold an end time for this id: cleared before samples are added.
+  bool bounded = false;
   int32_t pins = 0;      // holders of this pointer outside the shard lock; not evicted while > 0
 
   // Decodes label_bytes (which were validated when the series was made).
