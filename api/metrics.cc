@@ -87,6 +87,13 @@ ServerMetrics::ServerMetrics(const BuildInfo& build)
   memory_memtables_ = &memory.Add({{"component", "memtables"}});
   memory_block_cache_ = &memory.Add({{"component", "block_cache"}});
   memory_series_bounds_ = &memory.Add({{"component", "series_bounds"}});
+  auto& head_parts = prometheus::BuildGauge()
+                         .Name("tidemark_head_memory_bytes")
+                         .Help("Parts of the head's estimated memory (tidemark_memory_bytes "
+                               "component=\"head\"), by part.")
+                         .Register(r);
+  memory_head_chunks_ = &head_parts.Add({{"part", "open_chunks"}});
+  memory_head_labels_ = &head_parts.Add({{"part", "labels"}});
   query_series_skipped_ = gauge("tidemark_query_series_skipped",
                                 "Series selected by queries' postings and dropped by their end "
                                 "time without being read, since the database was opened.");
@@ -133,6 +140,8 @@ std::string ServerMetrics::Render(const Stats* stats) {
     memory_memtables_->Set(static_cast<double>(stats->memtable_bytes));
     memory_block_cache_->Set(static_cast<double>(stats->block_cache_bytes));
     memory_series_bounds_->Set(static_cast<double>(stats->series_bounds_bytes));
+    memory_head_chunks_->Set(static_cast<double>(stats->head_chunk_bytes));
+    memory_head_labels_->Set(static_cast<double>(stats->head_label_bytes));
     query_series_skipped_->Set(static_cast<double>(stats->query_series_skipped));
     head_chunks_->Set(static_cast<double>(stats->head_chunks));
     head_samples_->Set(static_cast<double>(stats->head_samples));

@@ -63,6 +63,8 @@ class ServerMetrics {
   prometheus::Gauge* memory_memtables_;
   prometheus::Gauge* memory_block_cache_;
   prometheus::Gauge* memory_series_bounds_;
+  prometheus::Gauge* memory_head_chunks_;
+  prometheus::Gauge* memory_head_labels_;
   prometheus::Gauge* query_series_skipped_;
   prometheus::Gauge* head_chunks_;
   prometheus::Gauge* head_samples_;

@@ -207,6 +207,7 @@ absl::StatusOr<MemSeries*> DBImpl::LoadSeriesPinned(uint32_t tenant, uint64_t ha
   series->tenant = tenant;
   series->hash = hash;
   EncodeLabels(labels, &series->label_bytes);
+  series->label_bytes.shrink_to_fit();
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), series_cf(),
                                SeriesByLabelBytesKey(tenant, series->label_bytes), &value);

@@ -854,6 +854,8 @@ Stats DBImpl::GetStats() {
     stats.head_bytes += static_cast<int64_t>(shard.series.capacity() * (sizeof(void*) + 1));
     for (const MemSeries* s : shard.series) {
       stats.head_bytes += s->MemoryBytes();
+      stats.head_chunk_bytes += s->open.MemoryBytes();
+      stats.head_label_bytes += static_cast<int64_t>(s->label_bytes.size());
       if (s->open.empty()) continue;
       ++stats.active_series;
       ++stats.head_chunks;

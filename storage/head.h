@@ -56,39 +56,40 @@ struct LabelsArg {
 };
 
 struct MemSeries {
+  // Fields are ordered to leave no padding: the head holds one per active series.
   // Immutable after creation.
   uint32_t tenant = 0;
-  uint64_t id = 0;
-  uint64_t hash = 0;        // SeriesHash(tenant, LabelsHash(labels))
-  std::string label_bytes;  // EncodeLabels(labels)
+  // Guarded by the shard's mutex (as is everything below that is not marked immutable).
+  int32_t last_indexed_day = std::numeric_limits<int32_t>::min();
+  uint64_t id = 0;          // immutable
+  uint64_t hash = 0;        // immutable: SeriesHash(tenant, LabelsHash(labels))
+  std::string label_bytes;  // immutable: EncodeLabels(labels), without spare capacity
 
-  // Guarded by the shard's mutex.
   OpenChunk open;              // the open chunk, increasing timestamps (encoded)
   uint64_t open_min_seq = 0;   // lowest WAL sequence holding a sample of `open` (0: none)
-  bool has_last = false;       // a sample is stored (open or sealed)
-  Sample last;                 // the newest stored sample
-  // The newest sample accepted by a commit: `last`, or newer when a commit has checked its
-  // samples but not yet applied them (they are being written). New samples are checked
-  // against it so that concurrent commits of one series never interleave out of order.
-  bool has_tail = false;
+  Sample last;                 // the newest stored sample (open or sealed), when has_last
+  // The newest sample accepted by a commit (when has_tail): `last`, or newer when a commit has
+  // checked its samples but not yet applied them (they are being written). New samples are
+  // checked against it so that concurrent commits of one series never interleave out of order.
   Sample tail;
   int64_t sealed_max_t = std::numeric_limits<int64_t>::min();  // newest sealed timestamp
-  int32_t last_indexed_day = std::numeric_limits<int32_t>::min();
   // Commits that reserved samples of this series and have not applied them, and a lower bound
   // of those samples' times: no seal cuts at or past it meanwhile (a commit that reserved
   // earlier may apply later, and its samples must land in the open chunk).
-  int32_t inflight = 0;
   int64_t inflight_min_t = std::numeric_limits<int64_t>::max();
   // The most recent apply: its WAL sequence and its first sample's time. Every open sample at
   // or after that time came from that commit or a later one (reservation order is sequence
   // order and time order), which lets a seal advance open_min_seq.
   uint64_t last_apply_seq = 0;
   int64_t last_apply_first_t = std::numeric_limits<int64_t>::max();
+  int32_t inflight = 0;
+  int32_t pins = 0;      // holders of this pointer outside the shard lock; not evicted while > 0
+  bool has_last = false;
+  bool has_tail = false;
   bool indexed = false;  // the series index keys are durable
   bool sealing = false;  // a seal of `open` is being written; nobody else seals meanwhile
   // DBImpl's SeriesBounds may hold an end time for this id: cleared before samples are added.
   bool bounded = false;
-  int32_t pins = 0;      // holders of this pointer outside the shard lock; not evicted while > 0
 
   // Decodes label_bytes (which were validated when the series was made).
   Labels labels() const;

@@ -47,7 +47,7 @@ void OpenChunk::PutBits(uint64_t value, int n) {
   while (pending >= 8) {
     pending -= 8;
     if (bytes_.size() == bytes_.capacity()) {
-      bytes_.reserve(std::max<size_t>(32, bytes_.capacity() + bytes_.capacity() / 2));
+      bytes_.reserve(std::max<size_t>(32, bytes_.capacity() + bytes_.capacity() / 4));
     }
     bytes_.push_back(static_cast<char>((acc_ >> pending) & 0xff));
   }

@@ -65,7 +65,8 @@ class OpenChunk {
  private:
   void PutBits(uint64_t value, int n);
 
-  std::vector<char> bytes_;  // whole bytes of the bit stream (grown by half, not doubled)
+  // Whole bytes of the bit stream, grown by a quarter (one per active series: little slack).
+  std::vector<char> bytes_;
   uint64_t acc_ = 0;      // pending bits (right-aligned), not yet a whole byte
   uint8_t acc_bits_ = 0;  // < 8
   uint8_t lead_ = 0xff;   // the previous value window (0xff: none yet)
