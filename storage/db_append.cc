@@ -148,7 +148,7 @@ class AppenderImpl : public Appender {
 
 
   static bool Same(const PendingSeries& p, const LabelsArg& labels) {
-    return p.series != nullptr ? labels.EqualsEncoded(p.series->label_bytes) : labels == p.labels;
+    return p.series != nullptr ? labels.EqualsEncoded(p.series->label_bytes()) : labels == p.labels;
   }
 
   PendingSeries* FindPending(uint64_t lh, const LabelsArg& labels) {
@@ -203,14 +203,14 @@ absl::StatusOr<MemSeries*> DBImpl::LoadSeriesPinned(uint32_t tenant, uint64_t ha
                                                     const Labels& labels, bool create) {
   const Head::Key key{hash, tenant, &labels};
   Head::Shard& shard = head_.ShardFor(hash);
-  auto series = std::make_unique<MemSeries>();
+  std::string label_bytes;
+  EncodeLabels(labels, &label_bytes);
+  std::unique_ptr<MemSeries> series = MemSeries::Make(label_bytes);
   series->tenant = tenant;
   series->hash = hash;
-  EncodeLabels(labels, &series->label_bytes);
-  series->label_bytes.shrink_to_fit();
   std::string value;
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), series_cf(),
-                               SeriesByLabelBytesKey(tenant, series->label_bytes), &value);
+                               SeriesByLabelBytesKey(tenant, label_bytes), &value);
   if (s.ok()) {
     if (value.size() != 8) {
       return absl::DataLossError(absl::StrCat("series id of ", labels.ToString(), " has ",
@@ -450,12 +450,12 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
     if (plan.write_index) {
       std::string id;
       PutU64BE(&id, s->id);
-      batch.Put(series_cf(), SeriesByLabelBytesKey(tid, s->label_bytes), id);
-      batch.Put(series_cf(), SeriesByIdKey(tid, s->id), s->label_bytes);
+      batch.Put(series_cf(), SeriesByLabelBytesKey(tid, s->label_bytes()), id);
+      batch.Put(series_cf(), SeriesByIdKey(tid, s->id), s->label_bytes());
       created = true;
     }
     auto put_postings = [&](int32_t day) {
-      ForEachEncodedLabel(s->label_bytes, [&](std::string_view name, std::string_view value) {
+      ForEachEncodedLabel(s->label_bytes(), [&](std::string_view name, std::string_view value) {
         batch.Put(postings_cf(), PostingKey(tid, day, name, value, s->id), rocksdb::Slice());
       });
     };
@@ -475,13 +475,13 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
     }
     bool labels_written = false;
     if (!plan.samples.empty()) {
-      AppendWalEntry(&record, base_t, tid, s->id, plan.write_index, s->label_bytes,
+      AppendWalEntry(&record, base_t, tid, s->id, plan.write_index, s->label_bytes(),
                      /*out_of_order=*/false, plan.samples.data(), plan.samples.size());
       labels_written = plan.write_index;
     }
     if (!plan.ooo.empty()) {
       AppendWalEntry(&record, base_t, tid, s->id, plan.write_index && !labels_written,
-                     s->label_bytes, /*out_of_order=*/true, plan.ooo.data(), plan.ooo.size());
+                     s->label_bytes(), /*out_of_order=*/true, plan.ooo.data(), plan.ooo.size());
     }
   }
   if (created) {

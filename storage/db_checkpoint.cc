@@ -111,8 +111,8 @@ int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cas
 void SaveSeries(const MemSeries& s, std::string* out) {
   PutVarint(out, s.tenant);
   PutVarint(out, s.id);
-  PutVarint(out, s.label_bytes.size());
-  out->append(s.label_bytes);
+  PutVarint(out, s.label_bytes().size());
+  out->append(s.label_bytes());
   out->push_back(static_cast<char>(s.has_last ? 1 : 0));
   PutVarint(out, ZigZag(s.last.t));
   PutFixed(out, std::bit_cast<uint64_t>(s.last.v), 8);
@@ -121,26 +121,29 @@ void SaveSeries(const MemSeries& s, std::string* out) {
   s.open.Save(out);
 }
 
-bool RestoreSeries(std::string_view* in, MemSeries* s) {
-  uint64_t tenant, len, zt, bits, zsealed, zday;
-  if (!GetVarint(in, &tenant) || tenant > UINT32_MAX || !GetVarint(in, &s->id) ||
-      !GetVarint(in, &len) || len > in->size()) {
-    return false;
+// The series at the front of *in, or nullptr when it is not one.
+std::unique_ptr<MemSeries> RestoreSeries(std::string_view* in) {
+  uint64_t tenant, id, len, zt, bits, zsealed, zday;
+  if (!GetVarint(in, &tenant) || tenant > UINT32_MAX || !GetVarint(in, &id) ||
+      !GetVarint(in, &len) || len > in->size() || len > UINT32_MAX) {
+    return nullptr;
   }
+  std::unique_ptr<MemSeries> s = MemSeries::Make(in->substr(0, len));
   s->tenant = static_cast<uint32_t>(tenant);
-  s->label_bytes.assign(in->data(), len);
+  s->id = id;
   in->remove_prefix(len);
-  if (in->empty() || static_cast<uint8_t>((*in)[0]) > 1) return false;
+  if (in->empty() || static_cast<uint8_t>((*in)[0]) > 1) return nullptr;
   s->has_last = (*in)[0] == 1;
   in->remove_prefix(1);
   if (!GetVarint(in, &zt) || !GetFixed(in, 8, &bits) || !GetVarint(in, &zsealed) ||
       !GetVarint(in, &zday)) {
-    return false;
+    return nullptr;
   }
   s->last = Sample{UnZigZag(zt), std::bit_cast<double>(bits)};
   s->sealed_max_t = UnZigZag(zsealed);
   s->last_indexed_day = static_cast<int32_t>(UnZigZag(zday));
-  return s->open.Restore(in) && !s->open.empty();
+  if (!s->open.Restore(in) || s->open.empty()) return nullptr;
+  return s;
 }
 
 }  // namespace
@@ -262,10 +265,10 @@ absl::StatusOr<uint64_t> DBImpl::LoadCheckpoint() {
     if (!*ok) return corrupt("truncated section");
     std::string_view section(buf);
     while (!section.empty()) {
-      auto s = std::make_unique<MemSeries>();
-      if (!RestoreSeries(&section, s.get())) return corrupt("bad series");
+      std::unique_ptr<MemSeries> s = RestoreSeries(&section);
+      if (s == nullptr) return corrupt("bad series");
       views.clear();
-      if (!DecodeLabelViews(s->label_bytes, &views)) return corrupt("bad labels");
+      if (!DecodeLabelViews(s->label_bytes(), &views)) return corrupt("bad labels");
       const std::span<const LabelView> labels(views);
       s->hash = SeriesHash(s->tenant, LabelsHash(labels));
       s->indexed = true;

@@ -419,11 +419,10 @@ absl::Status DBImpl::ReplayPartOfWal(uint64_t from, unsigned part, unsigned part
         absl::MutexLock lock(&shard.mu);
         s = Head::FindLocked(shard, Head::Key{hash, e.tenant, labels});
         if (s == nullptr) {
-          auto created = std::make_unique<MemSeries>();
+          std::unique_ptr<MemSeries> created = MemSeries::Make(bytes);
           created->tenant = e.tenant;
           created->id = e.series_id;
           created->hash = hash;
-          created->label_bytes.assign(bytes);
           created->indexed = true;  // written in the batch of the record that named its labels
           absl::Status loaded = LoadSealedTail(created.get());
           if (!loaded.ok()) return loaded;
@@ -855,7 +854,7 @@ Stats DBImpl::GetStats() {
     for (const MemSeries* s : shard.series) {
       stats.head_bytes += s->MemoryBytes();
       stats.head_chunk_bytes += s->open.MemoryBytes();
-      stats.head_label_bytes += static_cast<int64_t>(s->label_bytes.size());
+      stats.head_label_bytes += static_cast<int64_t>(s->label_bytes().size());
       if (s->open.empty()) continue;
       ++stats.active_series;
       ++stats.head_chunks;

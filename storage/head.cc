@@ -1,5 +1,7 @@
 #include "storage/head.h"
 
+#include <cstring>
+
 #include <bit>
 #include <utility>
 
@@ -80,19 +82,26 @@ uint64_t SeriesHash(uint32_t tenant, uint64_t labels_hash) {
 }
 
 Labels MemSeries::labels() const {
-  auto decoded = DecodeLabels(label_bytes);
+  auto decoded = DecodeLabels(label_bytes());
   return decoded.ok() ? *std::move(decoded) : Labels();
+}
+
+std::unique_ptr<MemSeries> MemSeries::Make(std::string_view label_bytes) {
+  std::unique_ptr<MemSeries> s(new (LabelSpace{label_bytes.size()})
+                                   MemSeries(static_cast<uint32_t>(label_bytes.size())));
+  std::memcpy(reinterpret_cast<char*>(s.get() + 1), label_bytes.data(), label_bytes.size());
+  return s;
 }
 
 int64_t MemSeries::MemoryBytes() const {
   int64_t bytes = static_cast<int64_t>(sizeof(MemSeries) + sizeof(void*) * 2);  // + set slot
-  if (label_bytes.capacity() > 15) bytes += static_cast<int64_t>(label_bytes.capacity() + 1);
+  bytes += label_size_;
   bytes += open.MemoryBytes();
   return bytes;
 }
 
 bool Head::KeyEq::Matches(const MemSeries& s, const Key& k) {
-  return s.hash == k.hash && s.tenant == k.tenant && k.labels.EqualsEncoded(s.label_bytes);
+  return s.hash == k.hash && s.tenant == k.tenant && k.labels.EqualsEncoded(s.label_bytes());
 }
 
 Head::~Head() {

@@ -56,14 +56,25 @@ struct LabelsArg {
 };
 
 struct MemSeries {
-  // Fields are ordered to leave no padding: the head holds one per active series.
+  // A series with these encoded labels (EncodeLabels), kept in the same allocation, after the
+  // struct: the head holds one per active series, so no second allocation and no string.
+  static std::unique_ptr<MemSeries> Make(std::string_view label_bytes);
+  MemSeries(const MemSeries&) = delete;
+  MemSeries& operator=(const MemSeries&) = delete;
+  static void operator delete(void* p) { ::operator delete(p); }
+
+  // Immutable: EncodeLabels(labels).
+  std::string_view label_bytes() const {
+    return {reinterpret_cast<const char*>(this + 1), label_size_};
+  }
+
+  // Fields are ordered to leave no padding.
   // Immutable after creation.
   uint32_t tenant = 0;
   // Guarded by the shard's mutex (as is everything below that is not marked immutable).
   int32_t last_indexed_day = std::numeric_limits<int32_t>::min();
   uint64_t id = 0;          // immutable
   uint64_t hash = 0;        // immutable: SeriesHash(tenant, LabelsHash(labels))
-  std::string label_bytes;  // immutable: EncodeLabels(labels), without spare capacity
 
   OpenChunk open;              // the open chunk, increasing timestamps (encoded)
   uint64_t open_min_seq = 0;   // lowest WAL sequence holding a sample of `open` (0: none)
@@ -95,6 +106,18 @@ struct MemSeries {
   Labels labels() const;
   // Approximate heap bytes owned by this series.
   int64_t MemoryBytes() const;
+
+ private:
+  struct LabelSpace {
+    size_t bytes;
+  };
+  explicit MemSeries(uint32_t label_size) : label_size_(label_size) {}
+  static void* operator new(size_t size, LabelSpace extra) {
+    return ::operator new(size + extra.bytes);
+  }
+  static void operator delete(void* p, LabelSpace) { ::operator delete(p); }
+
+  const uint32_t label_size_;
 };
 
 // What storing `s` after everything in `series` would do.
