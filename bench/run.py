@@ -772,6 +772,16 @@ def churn_judgement(by_load):
     return {"dashboard_ratio": db / da if da and db is not None else None, "panels": panels}
 
 
+def publish(args, section, raw):
+    """Writes the section into RESULTS.md and the raw figures to results/<size>.json."""
+    write_results(args.results, args.size_name, section)
+    os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
+    with open(os.path.join(HERE, "results", args.size_name + ".json"), "w") as f:
+        json.dump(raw, f, indent=1)
+    print(section)
+    log("wrote %s" % args.results)
+
+
 def write_results(path, size_name, section):
     begin = "<!-- run:%s begin -->" % size_name
     end = "<!-- run:%s end -->" % size_name
@@ -862,15 +872,10 @@ def churn_main(args, peers):
             j = churn_judgement(results[p])
             log("%s: dashboard churn history / baseline = %s" % (
                 p, "-" if j["dashboard_ratio"] is None else "%.2f" % j["dashboard_ratio"]))
-        section = render_churn(args, manifests, results, started, cmdline)
-        write_results(args.results, args.size_name, section)
-        os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-        with open(os.path.join(HERE, "results", args.size_name + ".json"), "w") as f:
-            json.dump({"manifests": manifests, "results": results,
-                       "judgement": {p: churn_judgement(results[p]) for p in peers},
-                       "date": started.isoformat(), "command": cmdline}, f, indent=1)
-        print(section)
-        log("wrote %s" % args.results)
+        publish(args, render_churn(args, manifests, results, started, cmdline),
+                {"manifests": manifests, "results": results,
+                 "judgement": {p: churn_judgement(results[p]) for p in peers},
+                 "date": started.isoformat(), "command": cmdline})
     finally:
         if args.keep:
             log("kept %s" % workdir)
@@ -962,14 +967,9 @@ def main():
         log("load: %s" % json.dumps(manifest))
         for p in peers:
             results.append(bench_peer(PEER_CLASSES[p], args, workdir, manifest))
-        section = render(args, manifest, results, started, cmdline)
-        write_results(args.results, args.size_name, section)
-        os.makedirs(os.path.join(HERE, "results"), exist_ok=True)
-        with open(os.path.join(HERE, "results", args.size_name + ".json"), "w") as f:
-            json.dump({"manifest": manifest, "results": results, "date": started.isoformat(),
-                       "command": cmdline}, f, indent=1)
-        print(section)
-        log("wrote %s" % args.results)
+        publish(args, render(args, manifest, results, started, cmdline),
+                {"manifest": manifest, "results": results, "date": started.isoformat(),
+                 "command": cmdline})
     finally:
         if args.keep:
             log("kept %s" % workdir)
