@@ -89,7 +89,9 @@ class AppenderImpl : public Appender {
       Verdict verdict = CheckSample(true, p->samples.back(), sample);
       if (verdict == Verdict::kOutOfOrder && late_ok) verdict = Verdict::kAccept;
       if (verdict == Verdict::kIgnore) return absl::OkStatus();
-      if (verdict != Verdict::kAccept) return RejectFor(verdict, labels.ToLabels().ToString(), sample);
+      if (verdict != Verdict::kAccept) {
+        return RejectFor(verdict, labels.ToLabels().ToString(), sample);
+      }
       p->samples.push_back(sample);
       ++count_;
       return absl::OkStatus();
@@ -146,9 +148,9 @@ class AppenderImpl : public Appender {
     return absl::OkStatus();
   }
 
-
   static bool Same(const PendingSeries& p, const LabelsArg& labels) {
-    return p.series != nullptr ? labels.EqualsEncoded(p.series->label_bytes()) : labels == p.labels;
+    return p.series != nullptr ? labels.EqualsEncoded(p.series->label_bytes())
+                               : labels == p.labels;
   }
 
   PendingSeries* FindPending(uint64_t lh, const LabelsArg& labels) {

@@ -171,11 +171,11 @@ class DBImpl : public DB {
   void FinishSealLocked(const SealJob& job, bool written);
   // Adds a seal record of `jobs` to `batch` when a head checkpoint exists (see FORMAT.md).
   void AddSealRecord(const std::vector<SealJob>& jobs, rocksdb::WriteBatch* batch);
+  // Records s's end time in bounds_ (the caller holds its shard's lock; nothing is open).
+  void SetBoundLocked(MemSeries* s);
   // Seals (full, or all when force_all, or idle before `idle_before`) chunks of every series,
   // evicts series idle before `evict_before`, and lowers *min_open_seq to the lowest WAL record
   // an open chunk still needs.
-  // Records s's end time in bounds_ (the caller holds its shard's lock; nothing is open).
-  void SetBoundLocked(MemSeries* s);
   absl::Status SealAll(bool force_all, int64_t idle_before, int64_t evict_before,
                        uint64_t* min_open_seq);
   // Deletes WAL records below `below` (one range deletion) and forgets their sizes.

@@ -1,8 +1,7 @@
 #include "storage/head.h"
 
-#include <cstring>
-
 #include <bit>
+#include <cstring>
 #include <utility>
 
 #include "absl/hash/hash.h"
