@@ -104,7 +104,7 @@ struct Stats {
   int64_t head_series = 0;             // series held in the head (active or recently active)
   int64_t head_bytes = 0;              // the head: series, labels, open chunks, map slots
   int64_t head_chunk_bytes = 0;        // of which open chunks' buffers
-  int64_t head_label_bytes = 0;        // of which encoded labels (without allocation overhead)
+  int64_t head_label_bytes = 0;        // of which labels: pair ids, and the label pool's pairs
   int64_t memtable_bytes = 0;          // RocksDB memtables (all column families)
   int64_t block_cache_bytes = 0;       // RocksDB block cache in use (includes memtable charge)
   int64_t memory_budget_bytes = 0;     // Options::memory_budget_bytes as applied

@@ -149,8 +149,7 @@ class AppenderImpl : public Appender {
   }
 
   static bool Same(const PendingSeries& p, const LabelsArg& labels) {
-    return p.series != nullptr ? labels.EqualsEncoded(p.series->label_bytes())
-                               : labels == p.labels;
+    return p.series != nullptr ? p.series->LabelsEqual(labels) : labels == p.labels;
   }
 
   PendingSeries* FindPending(uint64_t lh, const LabelsArg& labels) {
@@ -447,17 +446,25 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
   const int64_t base_t = first.samples.empty() ? first.ooo.front().t : first.samples.front().t;
   BeginWalRecord(&record, entries, base_t);
   bool created = false;
+  std::string label_bytes;
   for (Plan& plan : plans) {
     MemSeries* s = plan.series;
+    // The labels are needed as bytes only where index keys or labels are written.
+    bool new_day = false;
+    for (const Sample& x : plan.samples) new_day |= DayOf(x.t) > plan.indexed_day;
+    if (plan.write_index || new_day || !plan.ooo.empty()) {
+      label_bytes.clear();
+      s->AppendLabelBytes(&label_bytes);
+    }
     if (plan.write_index) {
       std::string id;
       PutU64BE(&id, s->id);
-      batch.Put(series_cf(), SeriesByLabelBytesKey(tid, s->label_bytes()), id);
-      batch.Put(series_cf(), SeriesByIdKey(tid, s->id), s->label_bytes());
+      batch.Put(series_cf(), SeriesByLabelBytesKey(tid, label_bytes), id);
+      batch.Put(series_cf(), SeriesByIdKey(tid, s->id), label_bytes);
       created = true;
     }
     auto put_postings = [&](int32_t day) {
-      ForEachEncodedLabel(s->label_bytes(), [&](std::string_view name, std::string_view value) {
+      ForEachEncodedLabel(label_bytes, [&](std::string_view name, std::string_view value) {
         batch.Put(postings_cf(), PostingKey(tid, day, name, value, s->id), rocksdb::Slice());
       });
     };
@@ -477,13 +484,13 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
     }
     bool labels_written = false;
     if (!plan.samples.empty()) {
-      AppendWalEntry(&record, base_t, tid, s->id, plan.write_index, s->label_bytes(),
+      AppendWalEntry(&record, base_t, tid, s->id, plan.write_index, label_bytes,
                      /*out_of_order=*/false, plan.samples.data(), plan.samples.size());
       labels_written = plan.write_index;
     }
     if (!plan.ooo.empty()) {
       AppendWalEntry(&record, base_t, tid, s->id, plan.write_index && !labels_written,
-                     s->label_bytes(), /*out_of_order=*/true, plan.ooo.data(), plan.ooo.size());
+                     label_bytes, /*out_of_order=*/true, plan.ooo.data(), plan.ooo.size());
     }
   }
   if (created) {

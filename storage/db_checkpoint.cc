@@ -111,8 +111,9 @@ int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cas
 void SaveSeries(const MemSeries& s, std::string* out) {
   PutVarint(out, s.tenant);
   PutVarint(out, s.id);
-  PutVarint(out, s.label_bytes().size());
-  out->append(s.label_bytes());
+  const std::string label_bytes = s.LabelBytes();
+  PutVarint(out, label_bytes.size());
+  out->append(label_bytes);
   out->push_back(static_cast<char>(s.has_last ? 1 : 0));
   PutVarint(out, ZigZag(s.last.t));
   PutFixed(out, std::bit_cast<uint64_t>(s.last.v), 8);
@@ -268,7 +269,8 @@ absl::StatusOr<uint64_t> DBImpl::LoadCheckpoint() {
       std::unique_ptr<MemSeries> s = RestoreSeries(&section);
       if (s == nullptr) return corrupt("bad series");
       views.clear();
-      if (!DecodeLabelViews(s->label_bytes(), &views)) return corrupt("bad labels");
+      const std::string label_bytes = s->LabelBytes();  // `views` point into it
+      if (!DecodeLabelViews(label_bytes, &views)) return corrupt("bad labels");
       const std::span<const LabelView> labels(views);
       s->hash = SeriesHash(s->tenant, LabelsHash(labels));
       s->indexed = true;

@@ -19,6 +19,7 @@
 #include "rocksdb/write_buffer_manager.h"
 #include "storage/chunk.h"
 #include "storage/keys.h"
+#include "storage/label_pool.h"
 #include "storage/rocks_util.h"
 
 namespace tidemark::internal {
@@ -854,13 +855,17 @@ Stats DBImpl::GetStats() {
     for (const MemSeries* s : shard.series) {
       stats.head_bytes += s->MemoryBytes();
       stats.head_chunk_bytes += s->open.MemoryBytes();
-      stats.head_label_bytes += static_cast<int64_t>(s->label_bytes().size());
+      stats.head_label_bytes += static_cast<int64_t>(s->label_id_bytes());
       if (s->open.empty()) continue;
       ++stats.active_series;
       ++stats.head_chunks;
       stats.head_samples += static_cast<int64_t>(s->open.size());
     }
   }
+  // The pool is the process's (shared by every open DB); counted here in full.
+  const int64_t pool_bytes = LabelPool::Global().MemoryBytes();
+  stats.head_bytes += pool_bytes;
+  stats.head_label_bytes += pool_bytes;
   stats.series_evicted = series_evicted_.load();
   stats.series_bounds_bytes = bounds_.MemoryBytes();
   stats.query_series_skipped = query_series_skipped_.load();

@@ -4,9 +4,11 @@
 #include <cstring>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/hash/hash.h"
 
 #include "storage/keys.h"
+#include "storage/label_pool.h"
 
 namespace tidemark::internal {
 
@@ -81,26 +83,72 @@ uint64_t SeriesHash(uint32_t tenant, uint64_t labels_hash) {
 }
 
 Labels MemSeries::labels() const {
-  auto decoded = DecodeLabels(label_bytes());
+  auto decoded = DecodeLabels(LabelBytes());
   return decoded.ok() ? *std::move(decoded) : Labels();
 }
 
 std::unique_ptr<MemSeries> MemSeries::Make(std::string_view label_bytes) {
-  std::unique_ptr<MemSeries> s(new (LabelSpace{label_bytes.size()})
-                                   MemSeries(static_cast<uint32_t>(label_bytes.size())));
-  std::memcpy(reinterpret_cast<char*>(s.get() + 1), label_bytes.data(), label_bytes.size());
+  // Validated labels split into whole pairs; anything else is kept as one last "pair", so the
+  // bytes come back as given either way.
+  absl::InlinedVector<std::string_view, 16> pairs;
+  std::string_view rest = label_bytes, pair;
+  while (SplitEncodedLabel(&rest, &pair)) pairs.push_back(pair);
+  if (!rest.empty()) pairs.push_back(rest);
+  const auto n = static_cast<uint32_t>(pairs.size());
+  std::unique_ptr<MemSeries> s(new (LabelSpace{sizeof(uint32_t) * n}) MemSeries(n));
+  LabelPool& pool = LabelPool::Global();
+  uint32_t* ids = s->pair_ids();
+  for (uint32_t i = 0; i < n; ++i) ids[i] = pool.Ref(pairs[i]);
   return s;
+}
+
+MemSeries::~MemSeries() {
+  LabelPool& pool = LabelPool::Global();
+  const uint32_t* ids = pair_ids();
+  for (uint32_t i = 0; i < num_pairs_; ++i) pool.Unref(ids[i]);
+}
+
+void MemSeries::AppendLabelBytes(std::string* out) const {
+  const LabelPool& pool = LabelPool::Global();
+  const uint32_t* ids = pair_ids();
+  for (uint32_t i = 0; i < num_pairs_; ++i) out->append(pool.Get(ids[i]));
+}
+
+std::string MemSeries::LabelBytes() const {
+  std::string out;
+  AppendLabelBytes(&out);
+  return out;
+}
+
+namespace {
+
+template <typename Range>
+bool PairsEqual(const Range& labels, const uint32_t* ids, uint32_t n) {
+  if (labels.size() != n) return false;
+  const LabelPool& pool = LabelPool::Global();
+  for (uint32_t i = 0; i < n; ++i) {
+    const auto& l = labels[i];
+    if (!LabelEqualsEncoded(l.name, l.value, pool.Get(ids[i]))) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+bool MemSeries::LabelsEqual(const LabelsArg& labels) const {
+  return labels.labels != nullptr ? PairsEqual(labels.labels->items(), pair_ids(), num_pairs_)
+                                  : PairsEqual(labels.views, pair_ids(), num_pairs_);
 }
 
 int64_t MemSeries::MemoryBytes() const {
   int64_t bytes = static_cast<int64_t>(sizeof(MemSeries) + sizeof(void*) * 2);  // + set slot
-  bytes += label_size_;
+  bytes += static_cast<int64_t>(label_id_bytes());
   bytes += open.MemoryBytes();
   return bytes;
 }
 
 bool Head::KeyEq::Matches(const MemSeries& s, const Key& k) {
-  return s.hash == k.hash && s.tenant == k.tenant && k.labels.EqualsEncoded(s.label_bytes());
+  return s.hash == k.hash && s.tenant == k.tenant && s.LabelsEqual(k.labels);
 }
 
 Head::~Head() {

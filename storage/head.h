@@ -56,17 +56,22 @@ struct LabelsArg {
 };
 
 struct MemSeries {
-  // A series with these encoded labels (EncodeLabels), kept in the same allocation, after the
-  // struct: the head holds one per active series, so no second allocation and no string.
+  // A series with these encoded labels (EncodeLabels). The labels are kept as ids of pairs in
+  // the process's LabelPool (storage/label_pool.h), in the same allocation, after the struct: the
+  // head holds one per active series, and its series share most pairs.
   static std::unique_ptr<MemSeries> Make(std::string_view label_bytes);
   MemSeries(const MemSeries&) = delete;
   MemSeries& operator=(const MemSeries&) = delete;
+  ~MemSeries();
   static void operator delete(void* p) { ::operator delete(p); }
 
-  // Immutable: EncodeLabels(labels).
-  std::string_view label_bytes() const {
-    return {reinterpret_cast<const char*>(this + 1), label_size_};
-  }
+  // EncodeLabels(labels), rebuilt from the pool, appended to *out / returned.
+  void AppendLabelBytes(std::string* out) const;
+  std::string LabelBytes() const;
+  // True when `labels` are this series' labels (no allocation).
+  bool LabelsEqual(const LabelsArg& labels) const;
+  // Heap bytes this series' labels take in it (the pool's share is counted by the pool).
+  size_t label_id_bytes() const { return sizeof(uint32_t) * num_pairs_; }
 
   // Fields are ordered to leave no padding.
   // Immutable after creation.
@@ -111,13 +116,15 @@ struct MemSeries {
   struct LabelSpace {
     size_t bytes;
   };
-  explicit MemSeries(uint32_t label_size) : label_size_(label_size) {}
+  explicit MemSeries(uint32_t num_pairs) : num_pairs_(num_pairs) {}
+  const uint32_t* pair_ids() const { return reinterpret_cast<const uint32_t*>(this + 1); }
+  uint32_t* pair_ids() { return reinterpret_cast<uint32_t*>(this + 1); }
   static void* operator new(size_t size, LabelSpace extra) {
     return ::operator new(size + extra.bytes);
   }
   static void operator delete(void* p, LabelSpace) { ::operator delete(p); }
 
-  const uint32_t label_size_;
+  const uint32_t num_pairs_;
 };
 
 // What storing `s` after everything in `series` would do.

@@ -167,6 +167,18 @@ bool LabelsEqualEncoded(std::span<const LabelView> labels, std::string_view byte
   return EqualEncoded(labels, bytes);
 }
 
+bool LabelEqualsEncoded(std::string_view name, std::string_view value, std::string_view pair) {
+  return ConsumeLengthPrefixed(&pair, name) && ConsumeLengthPrefixed(&pair, value) && pair.empty();
+}
+
+bool SplitEncodedLabel(std::string_view* in, std::string_view* pair) {
+  std::string_view rest = *in, name, value;
+  if (!GetLengthPrefixed(&rest, &name) || !GetLengthPrefixed(&rest, &value)) return false;
+  *pair = in->substr(0, in->size() - rest.size());
+  *in = rest;
+  return true;
+}
+
 std::string SeriesByLabelBytesKey(uint32_t tenant, std::string_view label_bytes) {
   std::string key;
   key.reserve(5 + label_bytes.size());

@@ -66,6 +66,11 @@ bool DecodeLabelViews(std::string_view in, std::vector<LabelView>* out);
 // True when EncodeLabels(labels) == bytes, without encoding (no allocation).
 bool LabelsEqualEncoded(const Labels& labels, std::string_view bytes);
 bool LabelsEqualEncoded(std::span<const LabelView> labels, std::string_view bytes);
+// One label's bytes (a "pair"): true when `pair` is exactly EncodeLabels of {name: value}.
+bool LabelEqualsEncoded(std::string_view name, std::string_view value, std::string_view pair);
+// Splits the first label's bytes off `*in` into *pair; false (nothing consumed) when `*in` does
+// not start with a whole label.
+bool SplitEncodedLabel(std::string_view* in, std::string_view* pair);
 
 // series CF.
 std::string SeriesByLabelsKey(uint32_t tenant, const Labels& labels);
