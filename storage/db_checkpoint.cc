@@ -199,6 +199,7 @@ absl::Status DBImpl::Checkpoint() {
   if (absl::Status s = SyncDir(options_.path); !s.ok()) return s;
   checkpoints_written_.fetch_add(1);
   checkpoint_series_.store(series);
+  checkpoint_covers_.store(covers);
   return ReleaseWalBelow(covers);
 }
 
@@ -301,6 +302,7 @@ absl::StatusOr<uint64_t> DBImpl::LoadCheckpoint() {
   if (*ok) return corrupt("bytes after the checksum");
   checkpoint_exists_.store(true);
   checkpoint_series_.store(restored);
+  checkpoint_covers_.store(covers);
   return covers;
 }
 

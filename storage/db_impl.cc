@@ -532,6 +532,11 @@ uint64_t DBImpl::MinInflightSeq() {
 }
 
 absl::Status DBImpl::ReleaseWalBelow(uint64_t below) {
+  // With a checkpoint on disk, a restart loads its open chunks as they were and replays the WAL
+  // from its `covers`: the seal records there take out of them what was sealed since. Released,
+  // a seal's samples would come back into the head, and sealing them again would overwrite the
+  // sealed chunk (same key) with what the head has, losing the rest. A new checkpoint moves it.
+  if (checkpoint_exists_.load()) below = std::min(below, checkpoint_covers_.load());
   if (below <= 1) return absl::OkStatus();
   rocksdb::Status rs =
       db_->DeleteRange(rocksdb::WriteOptions(), wal_cf(), WalKey(0), WalKey(below));

@@ -260,6 +260,10 @@ class DBImpl : public DB {
   // Head checkpoint: one is on disk (so seals write seal records); seals are held back while
   // one is taken; how many were written since open and how many series the last one held.
   std::atomic<bool> checkpoint_exists_{false};
+  // The `covers` of the checkpoint on disk (0 before the first is written): the WAL at and
+  // above it holds the seal records that make the file safe to load, so it is never released
+  // while the file exists.
+  std::atomic<uint64_t> checkpoint_covers_{0};
   std::atomic<bool> seals_blocked_{false};
   std::atomic<int64_t> checkpoints_written_{0};
   std::atomic<int64_t> checkpoint_series_{0};

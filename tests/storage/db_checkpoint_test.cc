@@ -88,6 +88,34 @@ TEST_F(CheckpointTest, ChunksSealedAfterTheCheckpointAreNotReplayedTwice) {
   EXPECT_EQ(Get().head_samples, 5);  // only the samples after the sealed chunk
 }
 
+TEST_F(CheckpointTest, TheSealRecordsACheckpointNeedsOutliveLaterReleases) {
+  OpenDB();
+  Labels a = Labels::FromUnsorted({{"__name__", "a"}});
+  std::vector<Sample> sa = Range(0, 40000, 10000);  // 5 open samples, in the checkpoint
+  ASSERT_TRUE(AppendAll("t", a, sa).ok());
+  ASSERT_TRUE(db_->Compact().ok());
+  ASSERT_TRUE(CheckpointOnDisk());
+  // The chunk fills and is sealed (a seal record), leaving nothing open: the next maintenance
+  // pass may release the WAL that nothing open needs, but not the seal record, which is what
+  // keeps the checkpoint's 5 samples from coming back as open ones.
+  std::vector<Sample> more = Range(50000, 90000, 10000);
+  ASSERT_TRUE(AppendAll("t", a, more).ok());
+  ASSERT_EQ(Get().chunks_sealed, 1);
+  ASSERT_TRUE(db_->Compact().ok());
+  std::vector<Sample> tail = Range(100000, 120000, 10000);
+  ASSERT_TRUE(AppendAll("t", a, tail).ok());
+  sa.insert(sa.end(), more.begin(), more.end());
+  sa.insert(sa.end(), tail.begin(), tail.end());
+  Crash();
+  OpenDB();
+  ExpectSeries({{"a", sa}});
+  // Sealing what the head holds now (the clean close does) must not replace the sealed chunk
+  // with fewer samples.
+  db_.reset();
+  OpenDB();
+  ExpectSeries({{"a", sa}});
+}
+
 TEST_F(CheckpointTest, IdleSealAfterTheCheckpointIsNotUndone) {
   OpenDB();
   Labels a = Labels::FromUnsorted({{"__name__", "a"}});
