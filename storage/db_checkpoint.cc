@@ -23,7 +23,9 @@ namespace tidemark::internal {
 namespace {
 
 constexpr char kMagic[8] = {'T', 'M', 'H', 'E', 'A', 'D', 'C', 'K'};
-constexpr uint8_t kVersion = 1;
+// Version 2: the open chunk's encoder state has its mode (storage/open_chunk.h); version 1 is
+// still read.
+constexpr uint8_t kVersion = 2;
 constexpr char kFileName[] = "HEAD-CHECKPOINT";
 constexpr char kTempName[] = "HEAD-CHECKPOINT.tmp";
 
@@ -123,7 +125,7 @@ void SaveSeries(const MemSeries& s, std::string* out) {
 }
 
 // The series at the front of *in, or nullptr when it is not one.
-std::unique_ptr<MemSeries> RestoreSeries(std::string_view* in) {
+std::unique_ptr<MemSeries> RestoreSeries(std::string_view* in, int version) {
   uint64_t tenant, id, len, zt, bits, zsealed, zday;
   if (!GetVarint(in, &tenant) || tenant > UINT32_MAX || !GetVarint(in, &id) ||
       !GetVarint(in, &len) || len > in->size() || len > UINT32_MAX) {
@@ -143,7 +145,7 @@ std::unique_ptr<MemSeries> RestoreSeries(std::string_view* in) {
   s->last = Sample{UnZigZag(zt), std::bit_cast<double>(bits)};
   s->sealed_max_t = UnZigZag(zsealed);
   s->last_indexed_day = static_cast<int32_t>(UnZigZag(zday));
-  if (!s->open.Restore(in) || s->open.empty()) return nullptr;
+  if (!s->open.Restore(in, version) || s->open.empty()) return nullptr;
   return s;
 }
 
@@ -244,7 +246,8 @@ absl::StatusOr<uint64_t> DBImpl::LoadCheckpoint() {
   if (!*ok || std::memcmp(buf.data(), kMagic, sizeof(kMagic)) != 0) {
     return corrupt("not a head checkpoint");
   }
-  if (static_cast<uint8_t>(buf[sizeof(kMagic)]) != kVersion) {
+  const int version = static_cast<uint8_t>(buf[sizeof(kMagic)]);
+  if (version < 1 || version > kVersion) {
     return corrupt(absl::StrCat("unknown version ", static_cast<int>(buf[sizeof(kMagic)])));
   }
   std::string_view header(buf);
@@ -267,7 +270,7 @@ absl::StatusOr<uint64_t> DBImpl::LoadCheckpoint() {
     if (!*ok) return corrupt("truncated section");
     std::string_view section(buf);
     while (!section.empty()) {
-      std::unique_ptr<MemSeries> s = RestoreSeries(&section);
+      std::unique_ptr<MemSeries> s = RestoreSeries(&section, version);
       if (s == nullptr) return corrupt("bad series");
       views.clear();
       const std::string label_bytes = s->LabelBytes();  // `views` point into it

@@ -8,10 +8,19 @@
 // late samples, seals and deletions.
 //
 // The encoding lives in memory and in the head checkpoint (sealed chunks use storage/chunk.h): the first
-// sample is kept plain; each later one as a Gorilla-style timestamp delta-of-delta (zigzag, in a
-// prefix-coded bucket: `0`; `10`+7 bits; `110`+12; `1110`+20; `1111`+64) and value XOR with the
-// previous value (`0` for equal; `10` + the meaningful bits when they fit the previous window of
-// leading and trailing zeros; `11` + 6 bits leading zeros + 6 bits (length - 1) + the bits).
+// sample is kept plain; each later one as a timestamp delta-of-delta and a value, both bit
+// packed. A zigzag integer z is written in prefix-coded buckets: `0` for z = 0, else `10` + w0
+// bits, `110` + w1, `1110` + w2, `1111` + 64. Timestamps: the delta-of-delta with widths
+// 5, 12, 20 (a scrape jittered by a few ms takes 7 bits). Values, in one of two modes chosen
+// when the chunk starts:
+// - kInt, while every value is an integer below 2^53 in magnitude (counters, byte counts,
+//   histogram buckets): the delta-of-delta of the values as integers, widths 6, 12, 20.
+//   A value that is not such an integer re-encodes the chunk as kXor first.
+// - kXor, Gorilla-style: XOR with the previous value's bits (`0` for equal; `10` + the
+//   meaningful bits when they fit the previous window of leading and trailing zeros; `11` +
+//   6 bits leading zeros + 6 bits (length - 1) + the bits).
+// kXorV1 is kXor with timestamp widths 7, 12, 20: version 1 checkpoints hold it, and a chunk
+// read from one goes on in it until it is re-encoded.
 // Not thread-safe (the head's shard lock guards it). Internal to storage/.
 #ifndef TIDEMARK_STORAGE_OPEN_CHUNK_H_
 #define TIDEMARK_STORAGE_OPEN_CHUNK_H_
@@ -25,6 +34,8 @@
 #include "storage/sample.h"
 
 namespace tidemark::internal {
+
+struct OpenChunkBuckets;
 
 class OpenChunk {
  public:
@@ -59,11 +70,20 @@ class OpenChunk {
 
   // The encoder's whole state, as is (for the head checkpoint, storage/FORMAT.md), appended to
   // *out; Restore reads it back from the front of *in (false when it is not such a state).
+  // `version`: of the checkpoint it was saved in (1 or 2; Save writes 2).
   void Save(std::string* out) const;
-  bool Restore(std::string_view* in);
+  bool Restore(std::string_view* in, int version);
 
  private:
+  enum Mode : uint8_t { kXorV1 = 0, kXor = 1, kInt = 2 };
+
   void PutBits(uint64_t value, int n);
+  void PutBucketed(uint64_t zz, const OpenChunkBuckets& b);
+  void Start(const Sample& s, Mode mode);
+  // Encodes s after last_ in the current mode; m: s.v as an integer, in kInt.
+  void Put(const Sample& s, int64_t m);
+  // Replaces the content with `samples` (increasing timestamps; integers if kInt).
+  void Encode(const std::vector<Sample>& samples, Mode mode);
 
   // Whole bytes of the bit stream, grown by a quarter (one per active series: little slack).
   std::vector<char> bytes_;
@@ -71,8 +91,10 @@ class OpenChunk {
   uint8_t acc_bits_ = 0;  // < 8
   uint8_t lead_ = 0xff;   // the previous value window (0xff: none yet)
   uint8_t trail_ = 0;
+  Mode mode_ = kXor;
   uint32_t count_ = 0;
-  int64_t delta_ = 0;  // last_.t - the timestamp before it
+  int64_t delta_ = 0;   // last_.t - the timestamp before it
+  int64_t vdelta_ = 0;  // kInt: last_.v - the value before it, as integers
   Sample first_;
   Sample last_;
 };
