@@ -21,7 +21,9 @@
 #include <utility>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "ingest/proto/remote_write2.pb.h"
 #include "ingest/rw1_decode.h"
 #include "storage/labels.h"
@@ -236,9 +238,9 @@ std::string MetricTypeName(int type) {
   }
 }
 
-// The snappy-decoded body, or the failure for the sender.
-absl::StatusOr<std::string> DecodeBody(std::string_view body, std::string_view content_encoding,
-                                       const WriteLimits& limits) {
+// The snappy-decoded body into *decoded, or the failure for the sender.
+absl::Status DecodeBodyInto(std::string_view body, std::string_view content_encoding,
+                            const WriteLimits& limits, std::string* decoded) {
   if (absl::Status s = CheckContentEncoding(content_encoding); !s.ok()) return s;
   if (body.substr(0, kFramedSnappyMagic.size()) == kFramedSnappyMagic) {
     return absl::InvalidArgumentError(
@@ -261,13 +263,66 @@ absl::StatusOr<std::string> DecodeBody(std::string_view body, std::string_view c
         absl::StrCat("decoded request body of ", decoded_size, " bytes exceeds the limit of ",
                      max_decoded, " bytes"));
   }
-  std::string decoded;
-  decoded.resize(decoded_size);
-  if (!snappy::RawUncompress(body.data(), body.size(), decoded.data())) {
+  decoded->resize(decoded_size);
+  if (!snappy::RawUncompress(body.data(), body.size(), decoded->data())) {
     return absl::InvalidArgumentError(
         absl::StrCat("decode snappy: corrupt input (", body.size(), " compressed bytes)"));
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::string> DecodeBody(std::string_view body, std::string_view content_encoding,
+                                       const WriteLimits& limits) {
+  std::string decoded;
+  if (absl::Status s = DecodeBodyInto(body, content_encoding, limits, &decoded); !s.ok()) {
+    return s;
+  }
   return decoded;
+}
+
+// Remote write 1.0's decoded body and its decoded form, reused by the next request.
+struct Rw1Scratch {
+  std::string decoded;
+  internal::Rw1Request request;
+};
+
+// A few Rw1Scratch for the requests being handled, taken most recently returned first.
+// Allocated afresh per request, these buffers (hundreds of KB each) went through glibc's heap
+// above its mmap threshold and left holes there. One per request thread would hold as many as
+// the server has threads; a pool holds as many as requests ran at once (at most kKeep).
+class Rw1ScratchPool {
+ public:
+  static constexpr size_t kKeep = 8;
+  static constexpr size_t kKeepBytes = 4 << 20;  // larger buffers are let go after the request
+
+  std::unique_ptr<Rw1Scratch> Take() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!free_.empty()) {
+        std::unique_ptr<Rw1Scratch> s = std::move(free_.back());
+        free_.pop_back();
+        return s;
+      }
+    }
+    return std::make_unique<Rw1Scratch>();
+  }
+  void Return(std::unique_ptr<Rw1Scratch> s) {
+    if (s->decoded.capacity() > kKeepBytes ||
+        s->request.labels.capacity() * sizeof(internal::Rw1Label) > kKeepBytes) {
+      return;  // freed
+    }
+    absl::MutexLock lock(&mu_);
+    if (free_.size() < kKeep) free_.push_back(std::move(s));
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::unique_ptr<Rw1Scratch>> free_ ABSL_GUARDED_BY(mu_);
+};
+
+Rw1ScratchPool& ScratchPool() {
+  static auto* pool = new Rw1ScratchPool();
+  return *pool;
 }
 
 }  // namespace
@@ -363,12 +418,18 @@ WriteResult Finish(WriteResult result, Appender& appender, int64_t total_samples
 
 WriteResult HandleRemoteWrite(std::string_view body, std::string_view content_encoding,
                               const WriteLimits& limits, Appender& appender, SideStore* store) {
+  struct Borrowed {
+    std::unique_ptr<Rw1Scratch> s = ScratchPool().Take();
+    ~Borrowed() { ScratchPool().Return(std::move(s)); }
+  } scratch;
   WriteResult result;
-  absl::StatusOr<std::string> decoded = DecodeBody(body, content_encoding, limits);
-  if (!decoded.ok()) return Fail(std::move(result), decoded.status());
+  std::string* decoded = &scratch.s->decoded;
+  if (absl::Status s = DecodeBodyInto(body, content_encoding, limits, decoded); !s.ok()) {
+    return Fail(std::move(result), s);
+  }
 
   // --- protobuf: views into *decoded, which lives until the end ---
-  internal::Rw1Request request;
+  internal::Rw1Request& request = scratch.s->request;
   if (absl::Status s = internal::DecodeRw1WriteRequest(*decoded, &request); !s.ok()) {
     return Fail(std::move(result),
                 absl::InvalidArgumentError(absl::StrCat(
