@@ -416,7 +416,9 @@ class Evaluator final : public ColumnSource {
   // they are dropped here, so that a window is a span of the loaded samples.
   absl::Status ReadSeries(const Need& n, Series& s, LoadedSeries& out, int64_t& loaded) {
     if (absl::Status st = CheckInterrupted(); !st.ok()) return st;
-    out.labels = std::move(s.labels);
+    absl::StatusOr<Labels> labels = s.TakeLabels();
+    if (!labels.ok()) return labels.status();
+    out.labels = *std::move(labels);
     out.samples.clear();
     SampleIterator& it = *s.samples;
     for (bool ok = it.Seek(n.mint); ok && it.At().t <= n.maxt; ok = it.Next()) {

@@ -13,6 +13,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <limits>
 #include <map>
 #include <memory>
@@ -20,6 +21,7 @@
 #include <set>
 #include <span>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -107,6 +109,11 @@ class DBImpl : public DB {
   void Unpin(MemSeries* s);
   // Ids and labels of the series of `tenant` with postings in [mint, maxt] that match every one
   // of `matchers` (db_query.cc).
+  // Calls fn(id, encoded labels) for each series of `tenant` that matches and may have samples
+  // in [mint, maxt]; the bytes are valid during the call.
+  absl::Status ForEachMatchingSeries(uint32_t tenant, const std::vector<LabelMatcher>& matchers,
+                                     int64_t mint, int64_t maxt,
+                                     const std::function<void(uint64_t, std::string_view)>& fn);
   absl::StatusOr<std::vector<std::pair<uint64_t, Labels>>> MatchSeries(
       uint32_t tenant, const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt);
   // Copies the head samples in [mint, maxt] of series `id` (hash: SeriesHash), if in the head.

@@ -170,25 +170,34 @@ class QuerierImpl : public Querier {
 
   absl::StatusOr<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers,
                                              const SelectHints& hints) override {
-    auto selected = SelectLabels(matchers);
-    if (!selected.ok()) return selected.status();
     std::vector<Series> result;
     if (hints.lazy) {
-      result.reserve(selected->size());
-      for (auto& [id, labels] : *selected) {
-        const uint64_t hash = SeriesHash(tenant_, LabelsHash(labels));
-        auto load = [this, id = id, hash]() { return LoadSamples(id, hash); };
-        result.push_back(Series{std::move(labels), std::make_unique<LazySeriesIterator>(load)});
-      }
-      std::sort(result.begin(), result.end(),
-                [](const Series& a, const Series& b) { return a.labels < b.labels; });
+      // Labels stay encoded until the caller takes them (Series::TakeLabels).
+      std::vector<LabelView> views;
+      absl::Status st = db_->ForEachMatchingSeries(
+          tenant_, matchers, mint_, maxt_, [&](uint64_t id, std::string_view bytes) {
+            views.clear();
+            DecodeLabelViews(bytes, &views);  // checked by ForEachMatchingSeries
+            const uint64_t hash = SeriesHash(tenant_, LabelsHash(std::span<const LabelView>(views)));
+            auto load = [this, id, hash]() { return LoadSamples(id, hash); };
+            Series s;
+            s.samples = std::make_unique<LazySeriesIterator>(load);
+            s.encoded_labels.assign(bytes);
+            result.push_back(std::move(s));
+          });
+      if (!st.ok()) return st;
+      std::sort(result.begin(), result.end(), [](const Series& a, const Series& b) {
+        return CompareEncodedLabels(a.encoded_labels, b.encoded_labels) < 0;
+      });
       return result;
     }
+    auto selected = SelectLabels(matchers);
+    if (!selected.ok()) return selected.status();
     for (auto& [id, labels] : *selected) {
       auto samples = LoadSamples(id, SeriesHash(tenant_, LabelsHash(labels)));
       if (!samples.ok()) return samples.status();
       if (*samples == nullptr) continue;
-      result.push_back(Series{std::move(labels), *std::move(samples)});
+      result.push_back(Series{std::move(labels), *std::move(samples), {}});
     }
     std::sort(result.begin(), result.end(),
               [](const Series& a, const Series& b) { return a.labels < b.labels; });
@@ -311,15 +320,15 @@ class TenantQueryable : public Queryable {
 
 }  // namespace
 
-absl::StatusOr<std::vector<std::pair<uint64_t, Labels>>> DBImpl::MatchSeries(
-    uint32_t tenant, const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt) {
+absl::Status DBImpl::ForEachMatchingSeries(
+    uint32_t tenant, const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt,
+    const std::function<void(uint64_t, std::string_view)>& fn) {
   if (closed_.load()) return absl::FailedPreconditionError("database is closed");
   auto ids = SelectPostings(PostingsSource{db_, postings_cf()}, tenant, mint, maxt, matchers);
   if (!ids.ok()) return ids.status();
   // The day's postings hold every series written that day: drop those that ended before the
   // range without reading them.
   query_series_skipped_ += static_cast<int64_t>(bounds_.RemoveEndingBefore(&*ids, mint));
-  std::vector<std::pair<uint64_t, Labels>> out;
   // Labels by id in sorted batches: neighbouring ids share blocks, which one MultiGet finds and
   // reads once.
   constexpr size_t kBatch = 256;
@@ -327,6 +336,7 @@ absl::StatusOr<std::vector<std::pair<uint64_t, Labels>>> DBImpl::MatchSeries(
   std::vector<rocksdb::Slice> slices;
   std::vector<rocksdb::PinnableSlice> values(kBatch);
   std::vector<rocksdb::Status> statuses(kBatch);
+  std::vector<LabelView> views;
   for (size_t begin = 0; begin < ids->size(); begin += kBatch) {
     const size_t n = std::min(kBatch, ids->size() - begin);
     keys.clear();
@@ -343,22 +353,49 @@ absl::StatusOr<std::vector<std::pair<uint64_t, Labels>>> DBImpl::MatchSeries(
         return absl::InternalError(
             absl::StrCat("read labels of series ", id, ": ", s.ToString()));
       }
-      auto labels = DecodeLabels(View(values[i]));
-      values[i].Reset();
-      if (!labels.ok()) {
-        return absl::DataLossError(
-            absl::StrCat("labels of series ", id, ": ", labels.status().message()));
+      const std::string_view bytes = View(values[i]);
+      views.clear();
+      if (!DecodeLabelViews(bytes, &views)) {
+        return absl::DataLossError(absl::StrCat("labels of series ", id, ": truncated"));
       }
       bool match = std::all_of(matchers.begin(), matchers.end(), [&](const LabelMatcher& m) {
-        return m.Matches(labels->Get(m.name()));
+        std::string_view value;
+        for (const LabelView& l : views) {
+          if (l.name == m.name()) {
+            value = l.value;
+            break;
+          }
+        }
+        return m.Matches(value);
       });
-      if (!match) continue;
-      // Selected series are held until read: their labels without spare capacity.
-      std::vector<Label> items = std::move(*labels).TakeItems();
-      items.shrink_to_fit();
-      out.emplace_back(id, Labels::FromSortedUnchecked(std::move(items)));
+      if (match) fn(id, bytes);
+      values[i].Reset();
     }
   }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<std::pair<uint64_t, Labels>>> DBImpl::MatchSeries(
+    uint32_t tenant, const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt) {
+  std::vector<std::pair<uint64_t, Labels>> out;
+  absl::Status bad;
+  absl::Status st = ForEachMatchingSeries(
+      tenant, matchers, mint, maxt, [&](uint64_t id, std::string_view bytes) {
+        auto labels = DecodeLabels(bytes);
+        if (!labels.ok()) {
+          if (bad.ok()) {
+            bad = absl::DataLossError(
+                absl::StrCat("labels of series ", id, ": ", labels.status().message()));
+          }
+          return;
+        }
+        // Selected series are held until read: their labels without spare capacity.
+        std::vector<Label> items = std::move(*labels).TakeItems();
+        items.shrink_to_fit();
+        out.emplace_back(id, Labels::FromSortedUnchecked(std::move(items)));
+      });
+  if (!st.ok()) return st;
+  if (!bad.ok()) return bad;
   return out;
 }
 

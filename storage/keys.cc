@@ -7,6 +7,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
+#include "storage/querier.h"
 
 namespace tidemark::internal {
 
@@ -169,6 +170,18 @@ bool LabelsEqualEncoded(std::span<const LabelView> labels, std::string_view byte
 
 bool LabelEqualsEncoded(std::string_view name, std::string_view value, std::string_view pair) {
   return ConsumeLengthPrefixed(&pair, name) && ConsumeLengthPrefixed(&pair, value) && pair.empty();
+}
+
+int CompareEncodedLabels(std::string_view a, std::string_view b) {
+  for (;;) {
+    if (a.empty() || b.empty()) return a.empty() ? (b.empty() ? 0 : -1) : 1;
+    std::string_view an, av, bn, bv;
+    const bool a_ok = GetLengthPrefixed(&a, &an) && GetLengthPrefixed(&a, &av);
+    const bool b_ok = GetLengthPrefixed(&b, &bn) && GetLengthPrefixed(&b, &bv);
+    if (!a_ok || !b_ok) return a_ok ? -1 : (b_ok ? 1 : 0);
+    if (int c = an.compare(bn); c != 0) return c;
+    if (int c = av.compare(bv); c != 0) return c;
+  }
 }
 
 bool SplitEncodedLabel(std::string_view* in, std::string_view* pair) {
@@ -637,3 +650,14 @@ std::string StateKey(uint32_t tenant, std::string_view key) {
 }
 
 }  // namespace tidemark::internal
+
+namespace tidemark {
+
+absl::StatusOr<Labels> Series::TakeLabels() {
+  if (encoded_labels.empty()) return std::move(labels);
+  absl::StatusOr<Labels> decoded = internal::DecodeLabels(encoded_labels);
+  std::string().swap(encoded_labels);
+  return decoded;
+}
+
+}  // namespace tidemark

@@ -40,6 +40,13 @@ class SampleIterator {
 struct Series {
   Labels labels;
   std::unique_ptr<SampleIterator> samples;
+  // With SelectHints::lazy a querier may leave `labels` empty and keep them here, encoded
+  // (storage's compact form: a few hundred bytes, against ~800 as a Labels at a million
+  // series); TakeLabels gives them either way.
+  std::string encoded_labels;
+
+  // The labels, moved out of this series.
+  absl::StatusOr<Labels> TakeLabels();
 };
 
 // Hints from PromQL about what a selection is for; a querier may ignore them.
@@ -47,9 +54,9 @@ struct SelectHints {
   int64_t start_ms = 0;  // samples needed from here ...
   int64_t end_ms = 0;    // ... to here (inclusive)
   // The caller reads the series one at a time: each series' samples may be read when its
-  // iterator is first used (and let go once it is exhausted), and series without samples in
-  // range may be returned (their iterators are empty), so that selecting many series costs
-  // their labels only.
+  // iterator is first used (and let go once it is exhausted), series without samples in range
+  // may be returned (their iterators are empty), and labels may be kept encoded until
+  // Series::TakeLabels, so that selecting many series costs their encoded labels only.
   bool lazy = false;
 };
 
