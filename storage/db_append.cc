@@ -267,8 +267,8 @@ absl::StatusOr<StoredKind> DBImpl::StoredAt(MemSeries* series, const Sample& sam
     if (std::optional<Sample> at = series->open.Find(sample.t)) return kind(*at);
     if (sample.t > series->sealed_max_t) return StoredKind::kNone;
   }
-  // Sealed: the chunk that starts at or before the timestamp.
-  const std::string prefix = ChunkSeriesPrefix(series->tenant, series->id);
+  // Sealed: the chunk that starts at or before the timestamp, in its day.
+  const std::string prefix = ChunkSeriesPrefix(series->tenant, DayOf(sample.t), series->id);
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), chunks_cf()));
   it->SeekForPrev(ChunkKey(series->tenant, series->id, sample.t));
   if (!it->status().ok()) return FromRocks(it->status(), "find chunk");

@@ -40,6 +40,7 @@ absl::Status DBImpl::Open() {
   if (!st.ok()) return st;
   closed_ = false;
   st = CheckFormat();
+  if (st.ok()) st = ScanChunkDays(db_, chunks_cf(), &chunk_days_);
   if (st.ok()) st = LoadCounters();
   absl::StatusOr<uint64_t> from = st.ok() ? LoadCheckpoint() : uint64_t{0};
   if (!from.ok()) st = from.status();
@@ -211,6 +212,24 @@ absl::Status DBImpl::CheckFormat() {
         " bytes)"));
   }
   uint32_t version = GetU32BE(value);
+  if (version == 1) {
+    // Version 1 differs only in the chunk keys (FORMAT.md, "Upgrading from format version 1").
+    if (options_.read_only) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "database at ", options_.path,
+          " has format version 1; open it once read-write to upgrade it to version ",
+          kFormatVersion));
+    }
+    absl::Status st = UpgradeChunksFromV1(db_, chunks_cf());
+    if (!st.ok()) return st;
+    std::string v;
+    PutU32BE(&v, kFormatVersion);
+    rocksdb::WriteOptions wo;
+    wo.sync = true;
+    s = db_->Put(wo, meta_cf(), kMetaFormatVersion, v);
+    if (!s.ok()) return FromRocks(s, "write format version");
+    return absl::OkStatus();
+  }
   if (version != kFormatVersion) {
     return absl::FailedPreconditionError(
         absl::StrCat("database at ", options_.path, " has format version ", version,
@@ -225,6 +244,13 @@ absl::Status DBImpl::LoadCounters() {
   rocksdb::Status s = db_->Get(rocksdb::ReadOptions(), meta_cf(), kMetaNextSeriesId, &value);
   if (s.ok() && value.size() == 8) next_series = GetU64BE(value);
   else if (!s.ok() && !s.IsNotFound()) return FromRocks(s, "read next series id");
+  s = db_->Get(rocksdb::ReadOptions(), meta_cf(), kMetaTimeRange, &value);
+  if (s.ok() && value.size() == 16) {
+    NoteTime(GetI64Ordered(value));
+    NoteTime(GetI64Ordered(std::string_view(value).substr(8)));
+  } else if (!s.ok() && !s.IsNotFound()) {
+    return FromRocks(s, "read time range");
+  }
   s = db_->Get(rocksdb::ReadOptions(), meta_cf(), kMetaNextTenantId, &value);
   {
     absl::MutexLock create(&create_mu_);
@@ -273,13 +299,10 @@ absl::Status DBImpl::LoadCounters() {
 }
 
 absl::Status DBImpl::LoadSealedTail(MemSeries* s) {
-  std::string prefix = ChunkSeriesPrefix(s->tenant, s->id);
-  std::string last = prefix + std::string(8, '\xff');
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), chunks_cf()));
-  it->SeekForPrev(last);
-  if (!it->status().ok()) return FromRocks(it->status(), "find last chunk");
-  if (!it->Valid() || !StartsWith(it->key(), prefix)) return absl::OkStatus();
-  std::string chunk(View(it->value()));
+  std::string chunk;
+  bool found = false;
+  absl::Status st = NewestChunk(db_, chunks_cf(), s->tenant, s->id, chunk_days_, &chunk, &found);
+  if (!st.ok() || !found) return st;
   ChunkIterator ci(chunk);
   bool any = false;
   Sample tail;
@@ -589,6 +612,7 @@ bool DBImpl::PrepareSealLocked(MemSeries* s, bool force, rocksdb::WriteBatch* ba
       // Cannot happen for validated samples; keep them in the head (and the WAL).
       return false;
     }
+    chunk_days_.Note(DayOf(open[begin].t));
     batch->Put(chunks_cf(), ChunkKey(s->tenant, s->id, open[begin].t), chunk);
   }
   s->sealing = true;
@@ -742,37 +766,22 @@ absl::Status DBImpl::DeleteBeforeImpl(int64_t cutoff_ms) {
         PostingsDayPrefix(tenant, cutoff_day));
     if (!rs.ok()) return FromRocks(rs, absl::StrCat("delete postings of tenant ", tenant));
   }
-  // Chunks: per series, the leading chunks that end before the cutoff. This visits one key per
-  // series plus the deleted chunks (see FORMAT.md: time partitions would make it a drop).
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), chunks_cf()));
-  it->SeekToFirst();
-  while (it->Valid()) {
-    if (it->key().size() != kChunkKeySize) {
-      it->Next();
-      continue;
+  // Chunks: whole days before the cutoff's day (a chunk holds one day), one range deletion
+  // per tenant. SST files wholly inside a range go at once; the tombstones drop the rest when
+  // compaction reaches them.
+  if (cutoff_day > chunk_days_.first()) {
+    // Readers stop looking at those days first: what they would find is going.
+    chunk_days_.DropBefore(cutoff_day);
+    for (uint32_t tenant : tenants) {
+      const std::string begin = ChunkDayPrefix(tenant, std::numeric_limits<int32_t>::min());
+      const std::string end = ChunkDayPrefix(tenant, cutoff_day);
+      const rocksdb::Slice b(begin), e(end);
+      rocksdb::Status rs = rocksdb::DeleteFilesInRange(db_, chunks_cf(), &b, &e);
+      if (!rs.ok()) return FromRocks(rs, absl::StrCat("drop chunk files of tenant ", tenant));
+      rs = db_->DeleteRange(rocksdb::WriteOptions(), chunks_cf(), begin, end);
+      if (!rs.ok()) return FromRocks(rs, absl::StrCat("delete chunks of tenant ", tenant));
     }
-    const std::string prefix(View(it->key()).substr(0, 12));
-    std::optional<int64_t> last_deleted;
-    for (; it->Valid() && StartsWith(it->key(), prefix) && it->key().size() == kChunkKeySize;
-         it->Next()) {
-      int64_t start = ChunkKeyStart(View(it->key()));
-      if (start >= cutoff_ms) break;
-      auto info = ReadChunkInfo(View(it->value()));
-      if (!info.ok() || info->max_time_ms >= cutoff_ms) break;
-      last_deleted = start;
-    }
-    if (last_deleted.has_value()) {
-      std::string begin = prefix, end = prefix;
-      PutI64Ordered(&begin, std::numeric_limits<int64_t>::min());
-      PutI64Ordered(&end, *last_deleted + 1);
-      rocksdb::Status rs = db_->DeleteRange(rocksdb::WriteOptions(), chunks_cf(), begin, end);
-      if (!rs.ok()) return FromRocks(rs, "delete chunks");
-    }
-    // Jump to the next series.
-    it->Seek(prefix + std::string(8, '\xff'));
-    if (it->Valid() && StartsWith(it->key(), prefix)) it->Next();
   }
-  if (!it->status().ok()) return FromRocks(it->status(), "scan chunks for retention");
   return DeleteExemplarsBefore(cutoff_ms);
 }
 
@@ -800,6 +809,15 @@ absl::Status DBImpl::Close() {
         next = next_wal_seq_;
       }
       result = ReleaseWalBelow(next);
+    }
+    if (result.ok() && max_time_.load() != std::numeric_limits<int64_t>::min()) {
+      // The head leaves nothing behind to replay: keep its time range for the next open (the
+      // out-of-order window counts from the newest sample).
+      std::string range;
+      PutI64Ordered(&range, min_time_.load());
+      PutI64Ordered(&range, max_time_.load());
+      rocksdb::Status rs = db_->Put(rocksdb::WriteOptions(), meta_cf(), kMetaTimeRange, range);
+      if (!rs.ok()) result = FromRocks(rs, "write time range");
     }
     rocksdb::FlushOptions fo;
     fo.wait = true;

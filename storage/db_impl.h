@@ -33,6 +33,7 @@
 #include "storage/db.h"
 #include "storage/head.h"
 #include "storage/series_bounds.h"
+#include "storage/series_chunks.h"
 
 namespace rocksdb {
 class DB;
@@ -136,6 +137,7 @@ class DBImpl : public DB {
   rocksdb::ColumnFamilyHandle* series_cf() { return cfs_[2]; }
   rocksdb::ColumnFamilyHandle* postings_cf() { return cfs_[3]; }
   rocksdb::ColumnFamilyHandle* chunks_cf() { return cfs_[4]; }
+  const ChunkDays& chunk_days() const { return chunk_days_; }
   rocksdb::ColumnFamilyHandle* wal_cf() { return cfs_[5]; }
   // The side column families; nullptr when opened read-only on a directory that predates them.
   rocksdb::ColumnFamilyHandle* exemplars_cf() { return cfs_[6]; }
@@ -279,6 +281,8 @@ class DBImpl : public DB {
   std::atomic<int64_t> chunks_sealed_{0};
   std::atomic<int64_t> series_evicted_{0};
   std::atomic<int64_t> query_series_skipped_{0};
+  // The days that hold sealed chunks (storage/series_chunks.h).
+  ChunkDays chunk_days_;
   std::atomic<int64_t> min_time_{std::numeric_limits<int64_t>::max()};
   std::atomic<int64_t> max_time_{std::numeric_limits<int64_t>::min()};
 };

@@ -272,22 +272,16 @@ class QuerierImpl : public Querier {
       return std::unique_ptr<SampleIterator>(std::make_unique<SeriesIterator>(
           std::move(chunk_bytes), std::move(chunk_ends), std::move(head), mint_, maxt_));
     }
-    const std::string prefix = ChunkSeriesPrefix(tenant_, id);
-    std::unique_ptr<rocksdb::Iterator> it(
-        db_->rocks()->NewIterator(rocksdb::ReadOptions(), db_->chunks_cf()));
-    it->SeekForPrev(ChunkKey(tenant_, id, mint_));
-    if (!it->Valid() || !StartsWith(it->key(), prefix)) it->Seek(prefix);
-    for (; it->Valid() && StartsWith(it->key(), prefix); it->Next()) {
-      if (it->key().size() != kChunkKeySize) continue;
-      if (ChunkKeyStart(View(it->key())) > maxt_) break;
-      auto info = ReadChunkInfo(View(it->value()));
+    SeriesChunks chunks(db_->rocks(), db_->chunks_cf(), tenant_, id, mint_, maxt_,
+                        db_->chunk_days());
+    for (; chunks.Valid(); chunks.Next()) {
+      const std::string_view chunk = chunks.value();
+      auto info = ReadChunkInfo(chunk);
       if (!info.ok()) {
-        return absl::DataLossError(absl::StrCat("chunk of series ", id, " (",
-                                                it->value().size(),
+        return absl::DataLossError(absl::StrCat("chunk of series ", id, " (", chunk.size(),
                                                 " bytes): ", info.status().message()));
       }
       if (info->max_time_ms < mint_) continue;
-      const std::string_view chunk = View(it->value());
       if (chunk_bytes.size() + chunk.size() > std::numeric_limits<uint32_t>::max()) {
         return absl::ResourceExhaustedError(
             absl::StrCat("chunks of series ", id, " in range exceed 4 GiB"));
@@ -303,8 +297,8 @@ class QuerierImpl : public Querier {
         }
       }
     }
-    if (!it->status().ok()) {
-      return absl::InternalError(absl::StrCat("read chunks: ", it->status().ToString()));
+    if (!chunks.status().ok()) {
+      return absl::InternalError(absl::StrCat("read chunks: ", chunks.status().ToString()));
     }
     if (head.empty() && !chunk_in_range) return nullptr;
     return std::unique_ptr<SampleIterator>(

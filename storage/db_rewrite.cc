@@ -38,17 +38,12 @@ void DBImpl::DeleteOpenSamplesLocked(MemSeries* s, int64_t mint, int64_t maxt) {
 
 absl::Status DBImpl::DeleteChunkSamples(uint32_t tenant, uint64_t series_id, int64_t mint,
                                         int64_t maxt, rocksdb::WriteBatch* batch) {
-  const std::string prefix = ChunkSeriesPrefix(tenant, series_id);
-  std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions(), chunks_cf()));
-  it->SeekForPrev(ChunkKey(tenant, series_id, mint));
-  if (!it->Valid() || !StartsWith(it->key(), prefix)) it->Seek(prefix);
+  SeriesChunks it(db_, chunks_cf(), tenant, series_id, mint, maxt, chunk_days_);
   std::vector<Sample> kept;
   std::string encoded;
   ChunkIterator chunk;
-  for (; it->Valid() && StartsWith(it->key(), prefix); it->Next()) {
-    if (it->key().size() != kChunkKeySize) continue;
-    if (ChunkKeyStart(View(it->key())) > maxt) break;
-    auto info = ReadChunkInfo(View(it->value()));
+  for (; it.Valid(); it.Next()) {
+    auto info = ReadChunkInfo(it.value());
     if (!info.ok()) {
       return absl::DataLossError(absl::StrCat("chunk of series ", series_id, ": ",
                                               info.status().message()));
@@ -56,7 +51,7 @@ absl::Status DBImpl::DeleteChunkSamples(uint32_t tenant, uint64_t series_id, int
     if (info->max_time_ms < mint) continue;
     kept.clear();
     bool dropped = false;
-    chunk.Reset(View(it->value()));
+    chunk.Reset(it.value());
     while (chunk.Next()) {
       const Sample s = chunk.At();
       if (s.t >= mint && s.t <= maxt) {
@@ -70,22 +65,23 @@ absl::Status DBImpl::DeleteChunkSamples(uint32_t tenant, uint64_t series_id, int
                                               chunk.status().message()));
     }
     if (!dropped) continue;
-    batch->Delete(chunks_cf(), it->key());
+    batch->Delete(chunks_cf(), it.key());
     if (kept.empty()) continue;
     encoded.clear();
     absl::Status st = EncodeChunk(kept, &encoded);
     if (!st.ok()) return st;
     batch->Put(chunks_cf(), ChunkKey(tenant, series_id, kept.front().t), encoded);
   }
-  if (!it->status().ok()) {
-    return absl::InternalError(absl::StrCat("read chunks: ", it->status().ToString()));
+  if (!it.status().ok()) {
+    return absl::InternalError(absl::StrCat("read chunks: ", it.status().ToString()));
   }
   return absl::OkStatus();
 }
 
 absl::Status DBImpl::MergeIntoChunks(uint32_t tenant, uint64_t series_id,
                                      std::span<const Sample> late, rocksdb::WriteBatch* batch) {
-  const std::string prefix = ChunkSeriesPrefix(tenant, series_id);
+  // Late samples of one day merge with that day's chunks only (a chunk holds one day).
+  std::string prefix;
   auto is_chunk = [&prefix](rocksdb::Iterator* it) {
     return it->Valid() && it->key().size() == kChunkKeySize && StartsWith(it->key(), prefix);
   };
@@ -96,12 +92,14 @@ absl::Status DBImpl::MergeIntoChunks(uint32_t tenant, uint64_t series_id,
   ChunkIterator chunk;
   size_t i = 0;
   while (i < late.size()) {
+    const int32_t day = DayOf(late[i].t);
+    prefix = ChunkSeriesPrefix(tenant, day, series_id);
     it->SeekForPrev(ChunkKey(tenant, series_id, late[i].t));
     if (!is_chunk(it.get())) it->Seek(prefix);
     const bool found = is_chunk(it.get());
     std::string key;
     stored.clear();
-    int64_t next_start = std::numeric_limits<int64_t>::max();
+    int64_t next_start = DayEndMs(day);
     if (found) {
       key = it->key().ToString();
       chunk.Reset(View(it->value()));
@@ -116,7 +114,7 @@ absl::Status DBImpl::MergeIntoChunks(uint32_t tenant, uint64_t series_id,
     if (!it->status().ok()) return FromRocks(it->status(), "read chunks");
     // This chunk takes the late samples before the next chunk; the first of a later group
     // starts at or after that chunk, whose key it finds.
-    size_t end = i;
+    size_t end = i + 1;  // late[i] is before next_start
     while (end < late.size() && late[end].t < next_start) ++end;
     merged.clear();
     size_t a = 0;
@@ -133,6 +131,7 @@ absl::Status DBImpl::MergeIntoChunks(uint32_t tenant, uint64_t series_id,
     i = end;
     if (merged.size() == stored.size()) continue;
     if (found) batch->Delete(chunks_cf(), key);
+    chunk_days_.Note(day);
     // Up to twice the usual size stays one chunk; beyond, chunks of the usual size.
     const size_t piece = merged.size() <= 2 * max ? merged.size() : max;
     for (size_t begin = 0; begin < merged.size(); begin += piece) {

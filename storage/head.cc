@@ -26,10 +26,13 @@ std::vector<std::pair<size_t, size_t>> ChunkCuts(const std::vector<Sample>& open
   if (open.empty()) return cuts;
   const size_t max = max_samples > 0 ? static_cast<size_t>(max_samples) : 1;
   size_t begin = 0;
+  int64_t day_end = DayEndMs(DayOf(open[0].t));  // a chunk holds one day (FORMAT.md)
   for (size_t i = 1; i < open.size(); ++i) {
-    if (i - begin >= max || (max_span_ms > 0 && open[i].t - open[begin].t >= max_span_ms)) {
+    if (i - begin >= max || (max_span_ms > 0 && open[i].t - open[begin].t >= max_span_ms) ||
+        open[i].t >= day_end) {
       cuts.emplace_back(begin, i);
       begin = i;
+      day_end = DayEndMs(DayOf(open[i].t));
     }
   }
   if (force || open.size() - begin >= max) cuts.emplace_back(begin, open.size());

@@ -260,17 +260,34 @@ bool ParsePostingKey(std::string_view key, ParsedPosting* out) {
   return true;
 }
 
-std::string ChunkSeriesPrefix(uint32_t tenant, uint64_t series_id) {
+std::string ChunkDayPrefix(uint32_t tenant, int32_t day) {
   std::string key;
   PutU32BE(&key, tenant);
+  PutI32Ordered(&key, day);
+  return key;
+}
+
+std::string ChunkSeriesPrefix(uint32_t tenant, int32_t day, uint64_t series_id) {
+  std::string key = ChunkDayPrefix(tenant, day);
   PutU64BE(&key, series_id);
   return key;
 }
 
 std::string ChunkKey(uint32_t tenant, uint64_t series_id, int64_t start_ms) {
-  std::string key = ChunkSeriesPrefix(tenant, series_id);
+  std::string key = ChunkSeriesPrefix(tenant, DayOf(start_ms), series_id);
   PutI64Ordered(&key, start_ms);
   return key;
+}
+
+int64_t DayStartMs(int32_t day) {
+  // The first and last days also hold every timestamp beyond them (DayOf clamps).
+  if (day == std::numeric_limits<int32_t>::min()) return std::numeric_limits<int64_t>::min();
+  return int64_t{day} * kMsPerDay;
+}
+
+int64_t DayEndMs(int32_t day) {
+  if (day == std::numeric_limits<int32_t>::max()) return std::numeric_limits<int64_t>::max();
+  return DayStartMs(day + 1);
 }
 
 std::string WalKey(uint64_t seq) {

@@ -20,7 +20,7 @@
 
 namespace tidemark::internal {
 
-inline constexpr uint32_t kFormatVersion = 1;
+inline constexpr uint32_t kFormatVersion = 2;
 inline constexpr int64_t kMsPerDay = 24LL * 3600 * 1000;
 
 // Column family names.
@@ -38,6 +38,7 @@ inline constexpr char kStateCF[] = "state";
 inline constexpr char kMetaFormatVersion[] = "format_version";
 inline constexpr char kMetaNextSeriesId[] = "next_series_id";
 inline constexpr char kMetaNextTenantId[] = "next_tenant_id";
+inline constexpr char kMetaTimeRange[] = "time_range";
 inline constexpr char kMetaTenantPrefix[] = "tenant:";
 
 // Fixed-width big-endian integers.
@@ -98,12 +99,21 @@ struct ParsedPosting {
 };
 bool ParsePostingKey(std::string_view key, ParsedPosting* out);
 
-// chunks CF: tenant | series id | start time (ordered).
-std::string ChunkSeriesPrefix(uint32_t tenant, uint64_t series_id);
+// chunks CF: tenant | day | series id | start time (ordered). `day` is DayOf(start time): a
+// chunk holds the samples of one UTC day only, so that retention drops whole days.
+std::string ChunkDayPrefix(uint32_t tenant, int32_t day);
+std::string ChunkSeriesPrefix(uint32_t tenant, int32_t day, uint64_t series_id);
 std::string ChunkKey(uint32_t tenant, uint64_t series_id, int64_t start_ms);
-inline constexpr size_t kChunkKeySize = 4 + 8 + 8;
-// Start time of a chunk key (key.size() == kChunkKeySize).
-inline int64_t ChunkKeyStart(std::string_view key) { return GetI64Ordered(key.substr(12)); }
+inline constexpr size_t kChunkKeySize = 4 + 4 + 8 + 8;
+// Start time and day of a chunk key (key.size() == kChunkKeySize).
+inline int64_t ChunkKeyStart(std::string_view key) { return GetI64Ordered(key.substr(16)); }
+inline int32_t ChunkKeyDay(std::string_view key) { return GetI32Ordered(key.substr(4)); }
+// Format version 1 keyed chunks tenant | series id | start time (20 bytes); DB::Open rewrites
+// them (storage/FORMAT.md, "Upgrading from format version 1").
+inline constexpr size_t kChunkKeySizeV1 = 4 + 8 + 8;
+// The first instant of `day` and of the day after it (saturating).
+int64_t DayStartMs(int32_t day);
+int64_t DayEndMs(int32_t day);  // the first instant of day + 1
 
 // wal CF: 8-byte big-endian sequence number.
 std::string WalKey(uint64_t seq);

@@ -43,6 +43,21 @@ class DBOutOfOrderTest : public DBTest {
   const std::vector<Sample> base_ = Range(1000, 35000, 1000);
 };
 
+TEST_F(DBOutOfOrderTest, TheWindowCountsFromTheNewestSampleAfterACleanRestart) {
+  OpenDB();
+  ASSERT_TRUE(AppendAll("t", a_, base_).ok());
+  // A clean close seals everything and leaves no log: the newest time comes from `meta`.
+  ASSERT_TRUE(db_->Close().ok());
+  db_.reset();
+  OpenDB();
+  EXPECT_EQ(db_->GetStats().max_time_ms, 35000);
+  EXPECT_TRUE(AppendAll("t", a_, {{12500, -2.0}}).ok());  // 22.5 s before the newest
+  absl::Status early = AppendAll("t", a_, {{500, -3.0}});  // 34.5 s: within 60 s as well
+  EXPECT_TRUE(early.ok()) << early;
+  EXPECT_FALSE(AppendAll("t", a_, {{-30000, -4.0}}).ok());  // 65 s: beyond the window
+  ExpectSamples(All(), Merged(base_, {{500, -3.0}, {12500, -2.0}}));
+}
+
 TEST_F(DBOutOfOrderTest, LateSamplesLandInTheOpenChunkAndInSealedChunks) {
   OpenDB();
   ASSERT_TRUE(AppendAll("t", a_, base_).ok());

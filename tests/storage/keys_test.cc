@@ -17,10 +17,29 @@ TEST(KeysTest, ChunkKeysSortByTimeIncludingNegative) {
   std::vector<std::string> keys;
   for (int64_t t : times) keys.push_back(ChunkKey(7, 42, t));
   EXPECT_TRUE(std::is_sorted(keys.begin(), keys.end()));
-  for (size_t i = 0; i < times.size(); ++i) EXPECT_EQ(ChunkKeyStart(keys[i]), times[i]);
-  // Series are adjacent: every key of series 42 sorts before series 43's first key.
-  EXPECT_LT(ChunkKey(7, 42, std::numeric_limits<int64_t>::max()),
-            ChunkKey(7, 43, std::numeric_limits<int64_t>::min()));
+  for (size_t i = 0; i < times.size(); ++i) {
+    EXPECT_EQ(keys[i].size(), kChunkKeySize);
+    EXPECT_EQ(ChunkKeyStart(keys[i]), times[i]);
+    EXPECT_EQ(ChunkKeyDay(keys[i]), DayOf(times[i]));
+    EXPECT_TRUE(keys[i].starts_with(ChunkSeriesPrefix(7, DayOf(times[i]), 42)));
+  }
+  // Days come first: within a tenant, every chunk of a day sorts before the next day's, whatever
+  // the series, so retention deletes one range of keys per tenant.
+  EXPECT_LT(ChunkKey(7, 43, kMsPerDay - 1), ChunkKey(7, 42, kMsPerDay));
+  EXPECT_LT(ChunkKey(7, 99, kMsPerDay - 1), ChunkDayPrefix(7, 1));
+  EXPECT_LT(ChunkKey(7, 1, std::numeric_limits<int64_t>::max()),
+            ChunkKey(8, 1, std::numeric_limits<int64_t>::min()));
+}
+
+TEST(KeysTest, DayBoundsAreTheFirstInstantsOfTheDayAndTheNext) {
+  EXPECT_EQ(DayStartMs(0), 0);
+  EXPECT_EQ(DayEndMs(0), kMsPerDay);
+  EXPECT_EQ(DayStartMs(-1), -kMsPerDay);
+  EXPECT_EQ(DayOf(DayEndMs(5) - 1), 5);
+  EXPECT_EQ(DayOf(DayEndMs(5)), 6);
+  // The clamped end days hold everything beyond them.
+  EXPECT_EQ(DayStartMs(std::numeric_limits<int32_t>::min()), std::numeric_limits<int64_t>::min());
+  EXPECT_EQ(DayEndMs(std::numeric_limits<int32_t>::max()), std::numeric_limits<int64_t>::max());
 }
 
 TEST(KeysTest, DayOfFloorsAndPostingsSortByDay) {
@@ -138,6 +157,26 @@ TEST(HeadTest, ChunkCutsByCountAndSpan) {
   ASSERT_EQ(by_span.size(), 2u);
   EXPECT_EQ(by_span[0], std::make_pair(size_t{0}, size_t{3}));
   EXPECT_TRUE(ChunkCuts({}, 3, 10, true).empty());
+}
+
+TEST(HeadTest, ChunkCutsNeverSpanTwoDays) {
+  // Every 15 minutes from 23:00 on day 0 to 01:00 on day 1: one chunk would fit by count and
+  // span, but midnight cuts it.
+  std::vector<Sample> s;
+  for (int64_t t = kMsPerDay - 3600 * 1000; t <= kMsPerDay + 3600 * 1000; t += 900 * 1000) {
+    s.push_back({t, 1});
+  }
+  auto cuts = ChunkCuts(s, 120, 2 * 3600 * 1000 + 1, true);
+  ASSERT_EQ(cuts.size(), 2u);
+  EXPECT_EQ(cuts[0], std::make_pair(size_t{0}, size_t{4}));  // 23:00 .. 23:45
+  EXPECT_EQ(s[cuts[1].first].t, kMsPerDay);                   // 00:00 begins the next
+  // Without force the day-0 part is sealed and the rest stays open.
+  EXPECT_EQ(ChunkCuts(s, 120, 2 * 3600 * 1000 + 1, false),
+            (std::vector<std::pair<size_t, size_t>>{{0, 4}}));
+  // Days before the epoch too.
+  std::vector<Sample> neg = {{-2, 1}, {-1, 1}, {0, 1}};
+  EXPECT_EQ(ChunkCuts(neg, 120, 0, true),
+            (std::vector<std::pair<size_t, size_t>>{{0, 2}, {2, 3}}));
 }
 
 TEST(HeadTest, CheckSampleVerdicts) {
