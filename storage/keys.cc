@@ -4,6 +4,7 @@
 #include <bit>
 #include <cstring>
 #include <limits>
+#include <utility>
 
 #include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
@@ -671,10 +672,9 @@ std::string StateKey(uint32_t tenant, std::string_view key) {
 namespace tidemark {
 
 absl::StatusOr<Labels> Series::TakeLabels() {
-  if (encoded_labels.empty()) return std::move(labels);
-  absl::StatusOr<Labels> decoded = internal::DecodeLabels(encoded_labels);
-  std::string().swap(encoded_labels);
-  return decoded;
+  if (label_source == nullptr) return std::move(labels);
+  LabelSource* source = std::exchange(label_source, nullptr);
+  return source->LabelsAt(label_index);
 }
 
 }  // namespace tidemark

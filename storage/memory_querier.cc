@@ -62,7 +62,7 @@ class MemoryQuerier : public Querier {
     std::vector<Series> out;
     for (const SnapshotSeries& s : series_) {
       if (!MatchesAll(s.labels, matchers)) continue;
-      out.push_back(Series{s.labels, std::make_unique<VectorIterator>(s.samples), {}});
+      out.push_back(Series{s.labels, std::make_unique<VectorIterator>(s.samples), nullptr, 0});
     }
     return out;
   }

@@ -36,16 +36,26 @@ class SampleIterator {
   virtual absl::Status status() const = 0;
 };
 
+// Where the labels of a lazy selection's series are read from when they are taken (see
+// SelectHints::lazy). Owned by the querier, which outlives its series.
+class LabelSource {
+ public:
+  virtual ~LabelSource() = default;
+  // The labels of the series at `index` of the selection. Cheapest in increasing index order.
+  virtual absl::StatusOr<Labels> LabelsAt(size_t index) = 0;
+};
+
 // One series: its labels and an iterator over its samples within the querier's time range.
 struct Series {
   Labels labels;
   std::unique_ptr<SampleIterator> samples;
-  // With SelectHints::lazy a querier may leave `labels` empty and keep them here, encoded
-  // (storage's compact form: a few hundred bytes, against ~800 as a Labels at a million
-  // series); TakeLabels gives them either way.
-  std::string encoded_labels;
+  // With SelectHints::lazy a querier may leave `labels` empty and have TakeLabels read them
+  // from here: selecting a million series then holds no labels at all (as a Labels, ~800
+  // bytes each; encoded, ~200).
+  LabelSource* label_source = nullptr;
+  size_t label_index = 0;
 
-  // The labels, moved out of this series.
+  // The labels, moved out of this series (or read from its label source).
   absl::StatusOr<Labels> TakeLabels();
 };
 
@@ -53,10 +63,12 @@ struct Series {
 struct SelectHints {
   int64_t start_ms = 0;  // samples needed from here ...
   int64_t end_ms = 0;    // ... to here (inclusive)
-  // The caller reads the series one at a time: each series' samples may be read when its
-  // iterator is first used (and let go once it is exhausted), series without samples in range
-  // may be returned (their iterators are empty), and labels may be kept encoded until
-  // Series::TakeLabels, so that selecting many series costs their encoded labels only.
+  // The caller reads the series one at a time, in order, and takes each one's labels with
+  // Series::TakeLabels: each series' samples may be read when its iterator is first used (and
+  // let go once it is exhausted), series without samples in range may be returned (their
+  // iterators are empty), the labels may be read only when taken, and the series need not be
+  // sorted by labels (the database returns them in the order it created them, as Prometheus's
+  // head does). Selecting many series then costs a few dozen bytes each.
   bool lazy = false;
 };
 
