@@ -111,10 +111,12 @@ class DBImpl : public DB {
   // Ids and labels of the series of `tenant` with postings in [mint, maxt] that match every one
   // of `matchers` (db_query.cc).
   // Calls fn(id, encoded labels) for each series of `tenant` that matches and may have samples
-  // in [mint, maxt]; the bytes are valid during the call.
+  // in [mint, maxt], in increasing id order; the bytes are valid during the call. Before the
+  // first call, `candidates` (when given) learns how many calls there will be at most.
   absl::Status ForEachMatchingSeries(uint32_t tenant, const std::vector<LabelMatcher>& matchers,
                                      int64_t mint, int64_t maxt,
-                                     const std::function<void(uint64_t, std::string_view)>& fn);
+                                     const std::function<void(uint64_t, std::string_view)>& fn,
+                                     const std::function<void(size_t)>& candidates = nullptr);
   absl::StatusOr<std::vector<std::pair<uint64_t, Labels>>> MatchSeries(
       uint32_t tenant, const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt);
   // Copies the head samples in [mint, maxt] of series `id` (hash: SeriesHash), if in the head.

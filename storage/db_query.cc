@@ -180,8 +180,11 @@ class EmptyQuerier : public Querier {
 // with integer comparisons.
 class SelectionLabels : public LabelSource {
  public:
+  // Room for n series, which have about as many labels as the first one added.
+  void Reserve(size_t n) { starts_.reserve(n); }
   // Adds the next series' labels (EncodeLabels form, already checked).
   void Add(std::string_view encoded) {
+    if (starts_.size() == 1) pairs_of_.reserve(starts_.capacity() * pairs_of_.size());
     starts_.push_back(static_cast<uint32_t>(pairs_of_.size()));
     std::string_view pair;
     while (SplitEncodedLabel(&encoded, &pair)) {
@@ -271,6 +274,12 @@ class QuerierImpl : public Querier {
                                     std::make_unique<LazySeriesIterator>(&LoadLazy, this, id, hash),
                                     labels.get(), labels->size()});
             labels->Add(bytes);
+          },
+          // A selection of 500 k series grown by doubling would hold up to 3x its size while
+          // it moves.
+          [&](size_t n) {
+            result.reserve(n);
+            labels->Reserve(n);
           });
       if (!st.ok()) return st;
       labels->Rank();
@@ -411,13 +420,15 @@ class TenantQueryable : public Queryable {
 
 absl::Status DBImpl::ForEachMatchingSeries(
     uint32_t tenant, const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt,
-    const std::function<void(uint64_t, std::string_view)>& fn) {
+    const std::function<void(uint64_t, std::string_view)>& fn,
+    const std::function<void(size_t)>& candidates) {
   if (closed_.load()) return absl::FailedPreconditionError("database is closed");
   auto ids = SelectPostings(PostingsSource{db_, postings_cf()}, tenant, mint, maxt, matchers);
   if (!ids.ok()) return ids.status();
   // The day's postings hold every series written that day: drop those that ended before the
   // range without reading them.
   query_series_skipped_ += static_cast<int64_t>(bounds_.RemoveEndingBefore(&*ids, mint));
+  if (candidates) candidates(ids->size());
   // Labels by id in sorted batches: neighbouring ids share blocks, which one MultiGet finds and
   // reads once.
   constexpr size_t kBatch = 256;
