@@ -756,32 +756,33 @@ absl::Status DBImpl::DeleteBeforeImpl(int64_t cutoff_ms) {
     absl::MutexLock lock(&tenants_mu_);
     for (const auto& [name, id] : tenants_) tenants.push_back(id);
   }
-  // Postings: whole days before the cutoff's day, one range tombstone per tenant.
+  // Whole days before the cutoff's day go, postings and chunks (a chunk holds one day): one
+  // range deletion per tenant and column family. Only when there is something new to drop,
+  // since this runs every maintenance pass: the cutoff reached a new day, or chunks of an
+  // older day were written (a backfill).
   const int32_t cutoff_day = DayOf(cutoff_ms);
+  if (cutoff_day <= retention_day_.load() && cutoff_day <= chunk_days_.first()) {
+    return DeleteExemplarsBefore(cutoff_ms);
+  }
+  // Readers stop looking at those days first: what they would find is going.
+  chunk_days_.DropBefore(cutoff_day);
   for (uint32_t tenant : tenants) {
-    if (cutoff_day == std::numeric_limits<int32_t>::min()) break;
     rocksdb::Status rs = db_->DeleteRange(
         rocksdb::WriteOptions(), postings_cf(),
         PostingsDayPrefix(tenant, std::numeric_limits<int32_t>::min()),
         PostingsDayPrefix(tenant, cutoff_day));
     if (!rs.ok()) return FromRocks(rs, absl::StrCat("delete postings of tenant ", tenant));
+    // SST files wholly inside the range go at once; the tombstone drops the rest when
+    // compaction reaches it.
+    const std::string begin = ChunkDayPrefix(tenant, std::numeric_limits<int32_t>::min());
+    const std::string end = ChunkDayPrefix(tenant, cutoff_day);
+    const rocksdb::Slice b(begin), e(end);
+    rs = rocksdb::DeleteFilesInRange(db_, chunks_cf(), &b, &e);
+    if (!rs.ok()) return FromRocks(rs, absl::StrCat("drop chunk files of tenant ", tenant));
+    rs = db_->DeleteRange(rocksdb::WriteOptions(), chunks_cf(), begin, end);
+    if (!rs.ok()) return FromRocks(rs, absl::StrCat("delete chunks of tenant ", tenant));
   }
-  // Chunks: whole days before the cutoff's day (a chunk holds one day), one range deletion
-  // per tenant. SST files wholly inside a range go at once; the tombstones drop the rest when
-  // compaction reaches them.
-  if (cutoff_day > chunk_days_.first()) {
-    // Readers stop looking at those days first: what they would find is going.
-    chunk_days_.DropBefore(cutoff_day);
-    for (uint32_t tenant : tenants) {
-      const std::string begin = ChunkDayPrefix(tenant, std::numeric_limits<int32_t>::min());
-      const std::string end = ChunkDayPrefix(tenant, cutoff_day);
-      const rocksdb::Slice b(begin), e(end);
-      rocksdb::Status rs = rocksdb::DeleteFilesInRange(db_, chunks_cf(), &b, &e);
-      if (!rs.ok()) return FromRocks(rs, absl::StrCat("drop chunk files of tenant ", tenant));
-      rs = db_->DeleteRange(rocksdb::WriteOptions(), chunks_cf(), begin, end);
-      if (!rs.ok()) return FromRocks(rs, absl::StrCat("delete chunks of tenant ", tenant));
-    }
-  }
+  retention_day_ = cutoff_day;
   return DeleteExemplarsBefore(cutoff_ms);
 }
 

@@ -285,6 +285,8 @@ class DBImpl : public DB {
   std::atomic<int64_t> query_series_skipped_{0};
   // The days that hold sealed chunks (storage/series_chunks.h).
   ChunkDays chunk_days_;
+  // Retention has dropped every day before this one (in this process).
+  std::atomic<int32_t> retention_day_{std::numeric_limits<int32_t>::min()};
   std::atomic<int64_t> min_time_{std::numeric_limits<int64_t>::max()};
   std::atomic<int64_t> max_time_{std::numeric_limits<int64_t>::min()};
 };

@@ -192,6 +192,15 @@ TEST_F(DBDaysTest, RetentionDropsWholeDaysBeforeTheCutoffsDay) {
   ASSERT_TRUE(AppendAll("t", m_, {{4 * kDay, 1}}).ok());
   want.push_back({4 * kDay, 1});
   EXPECT_EQ(Query("t", {Name("m")}).begin()->second, want);
+  // The same cutoff again has nothing new to drop, until a backfill of an old day is sealed.
+  ASSERT_TRUE(db_->DeleteBefore(2 * kDay + 6 * 3600 * 1000).ok());
+  const Labels late = Labels::FromUnsorted({{"__name__", "late"}});
+  ASSERT_TRUE(AppendAll("t", late, {{kDay / 2, 1}}).ok());
+  ASSERT_TRUE(db_->Compact().ok());  // seals it: idle, days before the newest sample
+  ASSERT_EQ(Query("t", {Name("late")}).size(), 1u);
+  ASSERT_TRUE(db_->DeleteBefore(2 * kDay + 6 * 3600 * 1000).ok());
+  EXPECT_TRUE(Query("t", {Name("late")}).empty());
+  EXPECT_EQ(Query("t", {Name("m")}).begin()->second, want);
 }
 
 TEST_F(DBDaysTest, AnOlderSampleIsRejectedAfterARestartWhenTheTailIsDaysBack) {
