@@ -1,7 +1,7 @@
 // Config: the settings of `tidemark serve`, read from a YAML file (flags override it).
 //
 //   storage: {path: ./data, retention: 15d, fsync: always,       # fsync: always | never
-//             memory_budget: 256MiB, out_of_order_window: 0s, checkpoint_wal_size: 256MiB}
+//             memory_budget: 256MiB, out_of_order_window: 0s, checkpoint_wal_size: 128MiB}
 //   web:     {listen_address: "127.0.0.1:9201", allow_unauthenticated_remote: false,
 //             max_request_bytes: 33554432}
 //   query:   {timeout: 2m, max_samples: 50000000, lookback_delta: 5m}
@@ -34,7 +34,7 @@ struct Config {
   SyncPolicy sync = SyncPolicy::kAlways;
   int64_t memory_budget_bytes = 256LL << 20;
   int64_t out_of_order_window_ms = 0;
-  int64_t checkpoint_wal_bytes = 256LL << 20;
+  int64_t checkpoint_wal_bytes = 128LL << 20;
 
   std::string listen_address = "127.0.0.1:9201";
   bool allow_unauthenticated_remote = false;

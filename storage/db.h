@@ -61,7 +61,7 @@ struct Options {
   // When the write-ahead log still needed exceeds this many bytes, the maintenance pass
   // (Compact) writes a head checkpoint (every open head chunk as it is) and releases the log
   // below it, which bounds the replay on open (storage/FORMAT.md). 0: never.
-  int64_t checkpoint_wal_bytes = 256LL << 20;
+  int64_t checkpoint_wal_bytes = 128LL << 20;
 };
 
 // What a metric is, as ingest learns it (remote write metadata, OTLP): per tenant and metric

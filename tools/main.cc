@@ -300,7 +300,7 @@ int main(int argc, char** argv) {
   serve->add_option("--storage.memory-budget", flags.memory_budget,
                     "Memory for the head, memtables and block cache, e.g. 512MiB (default 256MiB)");
   serve->add_option("--storage.checkpoint-wal-size", flags.checkpoint_wal_size,
-                    "Write-ahead log that triggers a head checkpoint, e.g. 256MiB (0: never)");
+                    "Write-ahead log that triggers a head checkpoint, e.g. 128MiB (0: never)");
   serve->add_option("--storage.maintenance-interval", flags.maintenance_interval,
                     "How often chunks are sealed and the head checkpointed (default 30s)");
   serve->add_option("--query.timeout", flags.query_timeout, "Query timeout (default 2m)");

@@ -318,7 +318,7 @@ TEST(ConfigTest, MemoryBudgetAndByteSizes) {
 }
 
 TEST(ConfigTest, CheckpointWalSize) {
-  EXPECT_EQ(ParseConfig("")->checkpoint_wal_bytes, 256LL << 20);
+  EXPECT_EQ(ParseConfig("")->checkpoint_wal_bytes, 128LL << 20);
   EXPECT_EQ(ParseConfig("storage: {checkpoint_wal_size: 64MiB}")->checkpoint_wal_bytes, 64LL << 20);
   EXPECT_EQ(ParseConfig("storage: {checkpoint_wal_size: 0}")->checkpoint_wal_bytes, 0);
   absl::StatusOr<Config> bad = ParseConfig("storage: {checkpoint_wal_size: -1MiB}");
