@@ -201,16 +201,25 @@ class SelectionLabels : public LabelSource {
   // Once every series is added: numbers the pairs in label order, so that comparing two series'
   // rank sequences compares their labels.
   void Rank() {
+    // Each pair decoded once: views into pairs_, whose strings stay where they are.
+    std::vector<LabelView> decoded(pairs_.size());
+    std::vector<LabelView> one;
+    for (size_t i = 0; i < pairs_.size(); ++i) {
+      one.clear();
+      DecodeLabelViews(pairs_[i], &one);  // one whole label (from SplitEncodedLabel)
+      decoded[i] = one[0];
+    }
     std::vector<uint32_t> by_rank(pairs_.size());
     for (uint32_t i = 0; i < by_rank.size(); ++i) by_rank[i] = i;
-    std::sort(by_rank.begin(), by_rank.end(),
-              [this](uint32_t a, uint32_t b) { return ComparePairs(pairs_[a], pairs_[b]) < 0; });
+    std::sort(by_rank.begin(), by_rank.end(), [&decoded](uint32_t a, uint32_t b) {
+      if (int c = decoded[a].name.compare(decoded[b].name); c != 0) return c < 0;
+      return decoded[a].value < decoded[b].value;
+    });
     std::vector<uint32_t> rank(pairs_.size());
     for (uint32_t r = 0; r < by_rank.size(); ++r) rank[by_rank[r]] = r;
     for (uint32_t& p : pairs_of_) p = rank[p];
-    std::deque<std::string> ranked;
-    for (uint32_t id : by_rank) ranked.push_back(std::move(pairs_[id]));
-    pairs_ = std::move(ranked);
+    ranked_.reserve(by_rank.size());
+    for (uint32_t id : by_rank) ranked_.push_back(decoded[id]);
     ids_.clear();
   }
 
@@ -223,11 +232,10 @@ class SelectionLabels : public LabelSource {
   absl::StatusOr<Labels> LabelsAt(size_t index) override {
     if (index >= starts_.size()) return absl::OutOfRangeError("no such series in the selection");
     std::vector<Label> items;
-    std::vector<LabelView> views;
-    for (uint32_t r : PairsOf(index)) {
-      views.clear();
-      DecodeLabelViews(pairs_[r], &views);  // one whole label (from SplitEncodedLabel)
-      items.push_back(Label{std::string(views[0].name), std::string(views[0].value)});
+    const std::span<const uint32_t> pairs = PairsOf(index);
+    items.reserve(pairs.size());
+    for (uint32_t r : pairs) {
+      items.push_back(Label{std::string(ranked_[r].name), std::string(ranked_[r].value)});
     }
     return Labels::FromSortedUnchecked(std::move(items));
   }
@@ -238,17 +246,9 @@ class SelectionLabels : public LabelSource {
         i + 1 < starts_.size() ? starts_[i + 1] : static_cast<uint32_t>(pairs_of_.size());
     return std::span<const uint32_t>(pairs_of_.data() + starts_[i], end - starts_[i]);
   }
-  // Label order (name, then value) of two pairs.
-  static int ComparePairs(std::string_view a, std::string_view b) {
-    std::vector<LabelView> x, y;
-    DecodeLabelViews(a, &x);
-    DecodeLabelViews(b, &y);
-    if (int c = x[0].name.compare(y[0].name); c != 0) return c;
-    return x[0].value.compare(y[0].value);
-  }
-
-  std::deque<std::string> pairs_;                         // by id, then (after Rank) by rank
+  std::deque<std::string> pairs_;                         // by id
   absl::flat_hash_map<std::string_view, uint32_t> ids_;  // pair -> id, until Rank
+  std::vector<LabelView> ranked_;                         // after Rank: name and value by rank
   std::vector<uint32_t> pairs_of_;                        // every series' pairs, one after another
   std::vector<uint32_t> starts_;                          // series -> its first in pairs_of_
 };
