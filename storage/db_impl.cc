@@ -198,12 +198,7 @@ absl::Status DBImpl::CheckFormat() {
       return absl::FailedPreconditionError(
           absl::StrCat("database at ", options_.path, " has no format version"));
     }
-    std::string v;
-    PutU32BE(&v, kFormatVersion);
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    s = db_->Put(wo, meta_cf(), kMetaFormatVersion, v);
-    return s.ok() ? absl::OkStatus() : FromRocks(s, "write format version");
+    return WriteFormatVersion();
   }
   if (!s.ok()) return FromRocks(s, "read format version");
   if (value.size() != 4) {
@@ -221,14 +216,7 @@ absl::Status DBImpl::CheckFormat() {
           kFormatVersion));
     }
     absl::Status st = UpgradeChunksFromV1(db_, chunks_cf());
-    if (!st.ok()) return st;
-    std::string v;
-    PutU32BE(&v, kFormatVersion);
-    rocksdb::WriteOptions wo;
-    wo.sync = true;
-    s = db_->Put(wo, meta_cf(), kMetaFormatVersion, v);
-    if (!s.ok()) return FromRocks(s, "write format version");
-    return absl::OkStatus();
+    return st.ok() ? WriteFormatVersion() : st;
   }
   if (version != kFormatVersion) {
     return absl::FailedPreconditionError(
@@ -236,6 +224,15 @@ absl::Status DBImpl::CheckFormat() {
                      "; this Tidemark reads format version ", kFormatVersion));
   }
   return absl::OkStatus();
+}
+
+absl::Status DBImpl::WriteFormatVersion() {
+  std::string v;
+  PutU32BE(&v, kFormatVersion);
+  rocksdb::WriteOptions wo;
+  wo.sync = true;
+  rocksdb::Status s = db_->Put(wo, meta_cf(), kMetaFormatVersion, v);
+  return s.ok() ? absl::OkStatus() : FromRocks(s, "write format version");
 }
 
 absl::Status DBImpl::LoadCounters() {

@@ -108,15 +108,15 @@ class DBImpl : public DB {
   absl::StatusOr<MemSeries*> LoadSeriesPinned(uint32_t tenant, uint64_t hash,
                                               const Labels& labels, bool create);
   void Unpin(MemSeries* s);
-  // Ids and labels of the series of `tenant` with postings in [mint, maxt] that match every one
-  // of `matchers` (db_query.cc).
-  // Calls fn(id, encoded labels) for each series of `tenant` that matches and may have samples
-  // in [mint, maxt], in increasing id order; the bytes are valid during the call. Before the
-  // first call, `candidates` (when given) learns how many calls there will be at most.
-  absl::Status ForEachMatchingSeries(uint32_t tenant, const std::vector<LabelMatcher>& matchers,
-                                     int64_t mint, int64_t maxt,
-                                     const std::function<void(uint64_t, std::string_view)>& fn,
-                                     const std::function<void(size_t)>& candidates = nullptr);
+  // Calls fn(id, encoded labels, the same decoded) for each series of `tenant` that matches
+  // every one of `matchers` and may have samples in [mint, maxt], in increasing id order (the
+  // bytes and views are valid during the call). Before the first call, `candidates` (when given)
+  // learns how many calls there will be at most. Defined in db_query.cc, as is:
+  absl::Status ForEachMatchingSeries(
+      uint32_t tenant, const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt,
+      const std::function<void(uint64_t, std::string_view, std::span<const LabelView>)>& fn,
+      const std::function<void(size_t)>& candidates = nullptr);
+  // Ids and labels of the matching series (ForEachMatchingSeries).
   absl::StatusOr<std::vector<std::pair<uint64_t, Labels>>> MatchSeries(
       uint32_t tenant, const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt);
   // Copies the head samples in [mint, maxt] of series `id` (hash: SeriesHash), if in the head.
@@ -194,6 +194,7 @@ class DBImpl : public DB {
   // Lowest sequence a commit in flight holds, or the next one.
   uint64_t MinInflightSeq();
   absl::Status OpenRocks();
+  absl::Status WriteFormatVersion();  // this binary's, synced
   absl::Status DeleteBeforeImpl(int64_t cutoff_ms);
   // Removes the samples in [mint, maxt] from a series' open chunk (deletion and its replay).
   static void DeleteOpenSamplesLocked(MemSeries* s, int64_t mint, int64_t maxt);

@@ -102,16 +102,15 @@ class SeriesIterator : public SampleIterator {
   absl::Status status_;
 };
 
-// A series whose samples are read when it is first iterated, and let go once it is exhausted:
-// a query that selects many series holds only the labels of those it has not read yet.
-// A query may hold one per selected series (500 k for a dashboard panel at 1 M series): no
-// std::function, whose captures would take a second allocation.
+class QuerierImpl;
+
+// A series whose samples are read when it is first iterated, and let go once it is exhausted.
+// A query holds one per selected series until it reads it (500 k for a dashboard panel at 1 M
+// series), so it is kept small: the querier, the series' id and hash, no std::function.
 class LazySeriesIterator : public SampleIterator {
  public:
-  using LoadFn = absl::StatusOr<std::unique_ptr<SampleIterator>> (*)(void* ctx, uint64_t id,
-                                                                      uint64_t hash);
-  LazySeriesIterator(LoadFn load, void* ctx, uint64_t id, uint64_t hash)
-      : load_(load), ctx_(ctx), id_(id), hash_(hash) {}
+  LazySeriesIterator(QuerierImpl* querier, uint64_t id, uint64_t hash)
+      : querier_(querier), id_(id), hash_(hash) {}
 
   bool Next() override {
     if (!Load()) return false;
@@ -129,23 +128,14 @@ class LazySeriesIterator : public SampleIterator {
   absl::Status status() const override { return status_; }
 
  private:
-  // False when there is nothing (more) to read.
-  bool Load() {
-    if (load_ != nullptr) {
-      absl::StatusOr<std::unique_ptr<SampleIterator>> loaded = load_(ctx_, id_, hash_);
-      load_ = nullptr;
-      if (!loaded.ok()) status_ = loaded.status();
-      else inner_ = *std::move(loaded);
-    }
-    return inner_ != nullptr;
-  }
+  // False when there is nothing (more) to read. Defined after QuerierImpl.
+  bool Load();
   void Release() {
     status_ = inner_->status();
     inner_.reset();
   }
 
-  LoadFn load_;
-  void* ctx_;
+  QuerierImpl* querier_;  // nullptr once loaded
   uint64_t id_;
   uint64_t hash_;
   std::unique_ptr<SampleIterator> inner_;
@@ -264,14 +254,11 @@ class QuerierImpl : public Querier {
     if (hints.lazy) {
       // Sorted by labels that stay compact until taken (SelectionLabels).
       auto labels = std::make_unique<SelectionLabels>();
-      std::vector<LabelView> views;
       absl::Status st = db_->ForEachMatchingSeries(
-          tenant_, matchers, mint_, maxt_, [&](uint64_t id, std::string_view bytes) {
-            views.clear();
-            DecodeLabelViews(bytes, &views);  // checked by ForEachMatchingSeries
-            const uint64_t hash = SeriesHash(tenant_, LabelsHash(std::span<const LabelView>(views)));
-            result.push_back(Series{{},
-                                    std::make_unique<LazySeriesIterator>(&LoadLazy, this, id, hash),
+          tenant_, matchers, mint_, maxt_,
+          [&](uint64_t id, std::string_view bytes, std::span<const LabelView> views) {
+            const uint64_t hash = SeriesHash(tenant_, LabelsHash(views));
+            result.push_back(Series{{}, std::make_unique<LazySeriesIterator>(this, id, hash),
                                     labels.get(), labels->size()});
             labels->Add(bytes);
           },
@@ -341,11 +328,7 @@ class QuerierImpl : public Querier {
     return db_->MatchSeries(tenant_, matchers, mint_, maxt_);
   }
 
-  static absl::StatusOr<std::unique_ptr<SampleIterator>> LoadLazy(void* self, uint64_t id,
-                                                                   uint64_t hash) {
-    return static_cast<QuerierImpl*>(self)->LoadSamples(id, hash);
-  }
-
+ public:
   // The series' samples in range, or nullptr when it has none there.
   absl::StatusOr<std::unique_ptr<SampleIterator>> LoadSamples(uint64_t id, uint64_t hash) {
     if (db_->closed()) return absl::FailedPreconditionError("database is closed");
@@ -398,11 +381,22 @@ class QuerierImpl : public Querier {
                                          std::move(head), mint_, maxt_));
   }
 
+ private:
   DBImpl* const db_;
   const uint32_t tenant_;
   const int64_t mint_, maxt_;
   std::vector<std::unique_ptr<SelectionLabels>> selections_;  // of the lazy Selects
 };
+
+bool LazySeriesIterator::Load() {
+  if (querier_ != nullptr) {
+    absl::StatusOr<std::unique_ptr<SampleIterator>> loaded = querier_->LoadSamples(id_, hash_);
+    querier_ = nullptr;
+    if (!loaded.ok()) status_ = loaded.status();
+    else inner_ = *std::move(loaded);
+  }
+  return inner_ != nullptr;
+}
 
 class TenantQueryable : public Queryable {
  public:
@@ -420,7 +414,7 @@ class TenantQueryable : public Queryable {
 
 absl::Status DBImpl::ForEachMatchingSeries(
     uint32_t tenant, const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt,
-    const std::function<void(uint64_t, std::string_view)>& fn,
+    const std::function<void(uint64_t, std::string_view, std::span<const LabelView>)>& fn,
     const std::function<void(size_t)>& candidates) {
   if (closed_.load()) return absl::FailedPreconditionError("database is closed");
   auto ids = SelectPostings(PostingsSource{db_, postings_cf()}, tenant, mint, maxt, matchers);
@@ -468,7 +462,7 @@ absl::Status DBImpl::ForEachMatchingSeries(
         }
         return m.Matches(value);
       });
-      if (match) fn(id, bytes);
+      if (match) fn(id, bytes, views);
       values[i].Reset();
     }
   }
@@ -478,24 +472,17 @@ absl::Status DBImpl::ForEachMatchingSeries(
 absl::StatusOr<std::vector<std::pair<uint64_t, Labels>>> DBImpl::MatchSeries(
     uint32_t tenant, const std::vector<LabelMatcher>& matchers, int64_t mint, int64_t maxt) {
   std::vector<std::pair<uint64_t, Labels>> out;
-  absl::Status bad;
   absl::Status st = ForEachMatchingSeries(
-      tenant, matchers, mint, maxt, [&](uint64_t id, std::string_view bytes) {
-        auto labels = DecodeLabels(bytes);
-        if (!labels.ok()) {
-          if (bad.ok()) {
-            bad = absl::DataLossError(
-                absl::StrCat("labels of series ", id, ": ", labels.status().message()));
-          }
-          return;
+      tenant, matchers, mint, maxt,
+      [&out](uint64_t id, std::string_view, std::span<const LabelView> views) {
+        std::vector<Label> items;
+        items.reserve(views.size());
+        for (const LabelView& l : views) {
+          items.push_back(Label{std::string(l.name), std::string(l.value)});
         }
-        // Selected series are held until read: their labels without spare capacity.
-        std::vector<Label> items = std::move(*labels).TakeItems();
-        items.shrink_to_fit();
         out.emplace_back(id, Labels::FromSortedUnchecked(std::move(items)));
       });
   if (!st.ok()) return st;
-  if (!bad.ok()) return bad;
   return out;
 }
 

@@ -173,18 +173,6 @@ bool LabelEqualsEncoded(std::string_view name, std::string_view value, std::stri
   return ConsumeLengthPrefixed(&pair, name) && ConsumeLengthPrefixed(&pair, value) && pair.empty();
 }
 
-int CompareEncodedLabels(std::string_view a, std::string_view b) {
-  for (;;) {
-    if (a.empty() || b.empty()) return a.empty() ? (b.empty() ? 0 : -1) : 1;
-    std::string_view an, av, bn, bv;
-    const bool a_ok = GetLengthPrefixed(&a, &an) && GetLengthPrefixed(&a, &av);
-    const bool b_ok = GetLengthPrefixed(&b, &bn) && GetLengthPrefixed(&b, &bv);
-    if (!a_ok || !b_ok) return a_ok ? -1 : (b_ok ? 1 : 0);
-    if (int c = an.compare(bn); c != 0) return c;
-    if (int c = av.compare(bv); c != 0) return c;
-  }
-}
-
 bool SplitEncodedLabel(std::string_view* in, std::string_view* pair) {
   std::string_view rest = *in, name, value;
   if (!GetLengthPrefixed(&rest, &name) || !GetLengthPrefixed(&rest, &value)) return false;

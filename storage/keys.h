@@ -67,9 +67,6 @@ bool DecodeLabelViews(std::string_view in, std::vector<LabelView>* out);
 // True when EncodeLabels(labels) == bytes, without encoding (no allocation).
 bool LabelsEqualEncoded(const Labels& labels, std::string_view bytes);
 bool LabelsEqualEncoded(std::span<const LabelView> labels, std::string_view bytes);
-// The order of Labels (name, then value, label by label) on two EncodeLabels forms, without
-// decoding; <0, 0 or >0. Bytes that are not whole labels sort after those that are.
-int CompareEncodedLabels(std::string_view a, std::string_view b);
 // One label's bytes (a "pair"): true when `pair` is exactly EncodeLabels of {name: value}.
 bool LabelEqualsEncoded(std::string_view name, std::string_view value, std::string_view pair);
 // Splits the first label's bytes off `*in` into *pair; false (nothing consumed) when `*in` does

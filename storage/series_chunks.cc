@@ -23,19 +23,15 @@ absl::Status ScanChunkDays(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* chunks,
     }
     const uint32_t tenant = GetU32BE(View(it->key()));
     days->Note(ChunkKeyDay(View(it->key())));
-    if (tenant == std::numeric_limits<uint32_t>::max()) {
-      it->SeekToLast();
-    } else {
-      std::string next;
-      PutU32BE(&next, tenant + 1);
-      it->SeekForPrev(next);
-    }
+    const bool last_tenant = tenant == std::numeric_limits<uint32_t>::max();
+    std::string next;  // the next tenant's first possible key
+    if (!last_tenant) PutU32BE(&next, tenant + 1);
+    if (last_tenant) it->SeekToLast();
+    else it->SeekForPrev(next);
     // Back over keys of another size (none are written now), at most to the tenant's first.
     while (it->Valid() && it->key().size() != kChunkKeySize) it->Prev();
     if (it->Valid()) days->Note(ChunkKeyDay(View(it->key())));
-    if (tenant == std::numeric_limits<uint32_t>::max()) break;
-    std::string next;
-    PutU32BE(&next, tenant + 1);
+    if (last_tenant) break;
     it->Seek(next);
   }
   return it->status().ok() ? absl::OkStatus() : FromRocks(it->status(), "find chunk days");

@@ -192,33 +192,5 @@ TEST(HeadTest, CheckSampleVerdicts) {
             Verdict::kDuplicate);
 }
 
-TEST(KeysTest, EncodedLabelsCompareAsLabelsDo) {
-  // Lengths come first in the encoding, so byte order would put "b" before "aa": the
-  // comparison must not.
-  const std::vector<std::string> strings = {"", "a", "aa", "ab", "b", "ba", std::string(200, 'a'),
-                                            std::string(200, 'a') + "b", "\xff", "z"};
-  std::vector<Labels> sets;
-  for (std::string_view n1 : {"__name__", "a", "b"}) {
-    for (const std::string& v1 : strings) {
-      sets.push_back(Labels::FromSortedUnchecked({{std::string(n1), v1}}));
-      for (std::string_view v2 : {"", "aa", "b"}) {
-        sets.push_back(Labels::FromSortedUnchecked({{std::string(n1), v1}, {"zz", std::string(v2)}}));
-      }
-    }
-  }
-  for (const Labels& x : sets) {
-    std::string ex;
-    EncodeLabels(x, &ex);
-    for (const Labels& y : sets) {
-      std::string ey;
-      EncodeLabels(y, &ey);
-      const int got = CompareEncodedLabels(ex, ey);
-      const auto want = x <=> y;
-      EXPECT_EQ(got < 0, want < 0) << x.ToString() << " " << y.ToString();
-      EXPECT_EQ(got == 0, want == 0) << x.ToString() << " " << y.ToString();
-    }
-  }
-}
-
 }  // namespace
 }  // namespace tidemark::internal
