@@ -36,6 +36,11 @@ struct EngineOptions {
   // Range queries are evaluated column by column (each series over all steps at once) where
   // that gives exactly the step-by-step answer; false evaluates every step in turn (for tests).
   bool columnar_range_queries = true;
+  // A range query that reads the series of a selector one at a time (columnar evaluation) reads
+  // them on a second thread, `read_ahead_batch` series ahead, when the selector selected at
+  // least `read_ahead_min_series` (0: never). The answer is the same either way.
+  size_t read_ahead_min_series = 512;
+  size_t read_ahead_batch = 256;
 };
 
 struct QueryParams {

@@ -8,6 +8,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <thread>
 #include <unordered_map>
 #include <utility>
 #include <vector>
@@ -15,6 +16,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "query/aggregation.h"
 #include "query/binary_ops.h"
@@ -151,6 +153,10 @@ class Evaluator final : public ColumnSource {
     Pending pending = std::move(it->second);
     pending_.erase(it);
     streamed_.insert(&vs);
+    if (options_.read_ahead_min_series > 0 && options_.read_ahead_batch > 0 &&
+        pending.series.size() >= options_.read_ahead_min_series) {
+      return StreamReadingAhead(pending, fn);
+    }
     LoadedSeries read;
     for (Series& s : pending.series) {
       if (absl::Status st = ReadSeries(pending.need, s, read, loaded_); !st.ok()) return st;
@@ -411,10 +417,95 @@ class Evaluator final : public ColumnSource {
     return querier.Select(n.selector->matchers, hints);
   }
 
+  // ForEachLoaded for a large selection: a second thread reads the series (chunk decoding, head
+  // copies, labels) a batch ahead while this one runs `fn` on the batch before (batches of a
+  // few hundred series, so that the threads meet a few thousand times for 500 k series, not
+  // once per series), so that a
+  // query's reads and its arithmetic share two cores. Within a batch the series are read in
+  // storage order (neighbours share blocks), and `fn` sees them in selection order, as when one
+  // thread does both, so the answer is the same bit for bit. A read error comes after the
+  // batches before its own, and an error of `fn` stops the reads.
+  absl::Status StreamReadingAhead(Pending& pending,
+                                  const std::function<absl::Status(const LoadedSeries&)>& fn) {
+    struct Batch {
+      std::vector<LoadedSeries> series;  // buffers reused from batch to batch
+      size_t size = 0;
+      absl::Status status;  // the read error that ended the batch
+      bool last = false;
+      bool full = false;    // guarded by mu: the reader has filled it, `fn` has not used it yet
+    };
+    Batch batches[2];
+    absl::Mutex mu;
+    bool stop = false;  // guarded by mu: `fn` failed, the reader gives up
+    std::thread reader([&] {
+      size_t next = 0;
+      std::vector<size_t> order;
+      for (size_t b = 0;; ++b) {
+        Batch& batch = batches[b % 2];
+        {
+          absl::MutexLock lock(&mu);
+          auto free = [&] { return !batch.full || stop; };
+          mu.Await(absl::Condition(&free));
+          if (stop) return;
+        }
+        // Read in storage order (Series::ReadOrder), kept in selection order.
+        const size_t n = std::min(options_.read_ahead_batch, pending.series.size() - next);
+        order.resize(n);
+        for (size_t k = 0; k < n; ++k) order[k] = k;
+        std::sort(order.begin(), order.end(), [&](size_t x, size_t y) {
+          return pending.series[next + x].samples->ReadOrder() <
+                 pending.series[next + y].samples->ReadOrder();
+        });
+        batch.series.resize(n);
+        for (size_t k : order) {
+          Series& s = pending.series[next + k];
+          batch.status = ReadSeries(pending.need, s, batch.series[k], loaded_);
+          s.samples.reset();
+          if (!batch.status.ok()) break;
+        }
+        next += n;
+        // The series with samples, moved (their buffers swapped) to the front, in order. After
+        // a read error none: the error comes first.
+        batch.size = 0;
+        for (size_t k = 0; k < n && batch.status.ok(); ++k) {
+          if (batch.series[k].samples.empty()) continue;
+          if (k != batch.size) std::swap(batch.series[k], batch.series[batch.size]);
+          ++batch.size;
+        }
+        batch.last = !batch.status.ok() || next == pending.series.size();
+        absl::MutexLock lock(&mu);
+        batch.full = true;
+        if (batch.last) return;
+      }
+    });
+    absl::Status result;
+    for (size_t b = 0;; ++b) {
+      Batch& batch = batches[b % 2];
+      {
+        absl::MutexLock lock(&mu);
+        auto full = [&] { return batch.full; };
+        mu.Await(absl::Condition(&full));
+      }
+      for (size_t i = 0; i < batch.size && result.ok(); ++i) result = fn(batch.series[i]);
+      if (result.ok()) result = batch.status;
+      const bool last = batch.last;
+      absl::MutexLock lock(&mu);
+      batch.full = false;
+      if (!result.ok() || last) {
+        stop = true;
+        break;
+      }
+    }
+    reader.join();
+    return result;
+  }
+
   // Reads the samples of `s` that `n` needs into `out` (its buffers reused) and adds their
   // number to `loaded`, failing past max_samples. Range selectors never read stale markers:
-  // they are dropped here, so that a window is a span of the loaded samples.
+  // they are dropped here, so that a window is a span of the loaded samples. Serialised by
+  // read_mu_: the querier and the counts are used by one thread at a time, whichever reads.
   absl::Status ReadSeries(const Need& n, Series& s, LoadedSeries& out, int64_t& loaded) {
+    absl::MutexLock lock(&read_mu_);
     if (absl::Status st = CheckInterrupted(); !st.ok()) return st;
     absl::StatusOr<Labels> labels = s.TakeLabels();
     if (!labels.ok()) return labels.status();
@@ -650,7 +741,8 @@ class Evaluator final : public ColumnSource {
   std::unique_ptr<Querier> querier_;
   absl::flat_hash_map<const VectorSelector*, Pending> pending_;
   absl::flat_hash_set<const VectorSelector*> streamed_;
-  int64_t loaded_ = 0;
+  absl::Mutex read_mu_;
+  int64_t loaded_ = 0;  // guarded by read_mu_ while a read-ahead thread runs
   // Node-based on purpose: EvalSubquery holds a reference to its own cache while the inner
   // expression's subqueries add theirs, so the table must keep its elements in place when it
   // grows (absl::flat_hash_map does not).

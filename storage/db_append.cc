@@ -583,6 +583,7 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
     // that range deletion lands in RocksDB's log after this write.
     AddSealRecord(jobs, &chunks);
     rocksdb::Status cs = db_->Write(rocksdb::WriteOptions(), &chunks);
+    chunk_writes_.fetch_add(1);
     for (const SealJob& job : jobs) {
       absl::MutexLock lock(&head_.ShardOf(*job.series).mu);
       FinishSealLocked(job, cs.ok());

@@ -14,6 +14,7 @@
 #include "rocksdb/db.h"
 #include "rocksdb/filter_policy.h"
 #include "rocksdb/options.h"
+#include "rocksdb/slice_transform.h"
 #include "rocksdb/table.h"
 #include "rocksdb/write_batch.h"
 #include "rocksdb/write_buffer_manager.h"
@@ -121,8 +122,12 @@ absl::Status DBImpl::OpenRocks() {
       // Chunks are compressed by the codec, but blocks of many chunks still share a lot (the
       // same scrape times, neighbouring values of sibling series): ZSTD at its fastest level
       // takes another ~38% off (storage/TUNING.md). Large files and blocks: values are a few
-      // hundred bytes, read in per-series runs.
+      // hundred bytes, read in per-series runs. A bloom filter of each file's series-days
+      // (`tenant day series`, the prefix every read of one series seeks within) lets a read
+      // skip the files that hold nothing of its series: each flush holds the chunks of the
+      // series sealed in its window only. Reads across series set total_order_seek.
       rocksdb::ColumnFamilyOptions o = base(16 * mb);
+      o.prefix_extractor.reset(rocksdb::NewFixedPrefixTransform(kChunkSeriesPrefixSize));
       o.compression = zstd ? rocksdb::kZSTD : rocksdb::kNoCompression;
       o.compression_opts.level = 1;
       o.bottommost_compression = rocksdb::kDisableCompressionOption;
@@ -130,6 +135,8 @@ absl::Status DBImpl::OpenRocks() {
       o.max_bytes_for_level_base = 256 * mb;
       rocksdb::BlockBasedTableOptions t = table();
       t.block_size = 32 * 1024;
+      t.filter_policy.reset(rocksdb::NewBloomFilterPolicy(10));
+      t.whole_key_filtering = false;
       o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(t));
       return o;
     }
@@ -692,6 +699,7 @@ absl::Status DBImpl::SealAll(bool force_all, int64_t idle_before, int64_t evict_
     if (jobs.empty()) continue;
     AddSealRecord(jobs, &batch);
     rocksdb::Status rs = db_->Write(rocksdb::WriteOptions(), &batch);
+    chunk_writes_.fetch_add(1);
     if (!rs.ok() && first.ok()) first = FromRocks(rs, "write chunks");
     absl::MutexLock lock(&shard.mu);
     for (const SealJob& job : jobs) {
@@ -777,6 +785,7 @@ absl::Status DBImpl::DeleteBeforeImpl(int64_t cutoff_ms) {
     rs = rocksdb::DeleteFilesInRange(db_, chunks_cf(), &b, &e);
     if (!rs.ok()) return FromRocks(rs, absl::StrCat("drop chunk files of tenant ", tenant));
     rs = db_->DeleteRange(rocksdb::WriteOptions(), chunks_cf(), begin, end);
+    chunk_writes_.fetch_add(1);
     if (!rs.ok()) return FromRocks(rs, absl::StrCat("delete chunks of tenant ", tenant));
   }
   retention_day_ = cutoff_day;
@@ -849,6 +858,7 @@ void DBImpl::SimulateCrashForTesting() {
 void DBImpl::CloseRocks() {
   closed_ = true;
   if (db_ == nullptr) return;
+  chunk_iterators_->DropAll();
   for (rocksdb::ColumnFamilyHandle* cf : cfs_) {
     if (cf != nullptr) (void)db_->DestroyColumnFamilyHandle(cf);
   }

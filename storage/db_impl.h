@@ -48,6 +48,40 @@ namespace tidemark::internal {
 enum class StoredKind : uint8_t { kNone, kIdentical, kDifferent };
 
 // Samples of one series buffered by an appender.
+// A chunks iterator that a querier keeps from one read to the next (making one per series read
+// costs as much as the read), and the registry through which the DB takes them back when it
+// closes: a querier may outlive its DB, a RocksDB iterator must not. The registry is shared, so
+// a querier destroyed after the DB still finds it.
+struct CachedChunkIterator {
+  absl::Mutex mu;
+  std::unique_ptr<rocksdb::Iterator> it ABSL_GUARDED_BY(mu);
+  uint64_t writes ABSL_GUARDED_BY(mu) = 0;  // DBImpl::chunk_writes() read before `it` was made
+};
+
+class ChunkIteratorRegistry {
+ public:
+  void Add(CachedChunkIterator* c) {
+    absl::MutexLock lock(&mu_);
+    live_.insert(c);
+  }
+  void Remove(CachedChunkIterator* c) {
+    absl::MutexLock lock(&mu_);
+    live_.erase(c);
+  }
+  // Drops every registered iterator (before RocksDB closes).
+  void DropAll() {
+    absl::MutexLock lock(&mu_);
+    for (CachedChunkIterator* c : live_) {
+      absl::MutexLock inner(&c->mu);
+      c->it.reset();
+    }
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::set<CachedChunkIterator*> live_ ABSL_GUARDED_BY(mu_);
+};
+
 struct PendingSeries {
   MemSeries* series = nullptr;  // pinned by the appender; nullptr: unknown at Append
   uint64_t labels_hash = 0;     // LabelsHash(labels)
@@ -140,6 +174,11 @@ class DBImpl : public DB {
   rocksdb::ColumnFamilyHandle* postings_cf() { return cfs_[3]; }
   rocksdb::ColumnFamilyHandle* chunks_cf() { return cfs_[4]; }
   const ChunkDays& chunk_days() const { return chunk_days_; }
+  // Counts writes to `chunks`, each counted once it is done and before the head lets go of
+  // what it wrote: a reader that copied a series' head samples and then sees the same count as
+  // when it made its chunks iterator knows that iterator holds every chunk the head let go of.
+  uint64_t chunk_writes() const { return chunk_writes_.load(); }
+  const std::shared_ptr<ChunkIteratorRegistry>& chunk_iterators() { return chunk_iterators_; }
   rocksdb::ColumnFamilyHandle* wal_cf() { return cfs_[5]; }
   // The side column families; nullptr when opened read-only on a directory that predates them.
   rocksdb::ColumnFamilyHandle* exemplars_cf() { return cfs_[6]; }
@@ -286,6 +325,9 @@ class DBImpl : public DB {
   std::atomic<int64_t> query_series_skipped_{0};
   // The days that hold sealed chunks (storage/series_chunks.h).
   ChunkDays chunk_days_;
+  std::atomic<uint64_t> chunk_writes_{0};
+  std::shared_ptr<ChunkIteratorRegistry> chunk_iterators_ =
+      std::make_shared<ChunkIteratorRegistry>();
   // Retention has dropped every day before this one (in this process).
   std::atomic<int32_t> retention_day_{std::numeric_limits<int32_t>::min()};
   std::atomic<int64_t> min_time_{std::numeric_limits<int64_t>::max()};

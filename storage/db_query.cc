@@ -126,6 +126,8 @@ class LazySeriesIterator : public SampleIterator {
   }
   Sample At() const override { return inner_ != nullptr ? inner_->At() : Sample{}; }
   absl::Status status() const override { return status_; }
+  // Chunks are keyed by day, then series id.
+  uint64_t ReadOrder() const override { return id_; }
 
  private:
   // False when there is nothing (more) to read. Defined after QuerierImpl.
@@ -246,7 +248,14 @@ class SelectionLabels : public LabelSource {
 class QuerierImpl : public Querier {
  public:
   QuerierImpl(DBImpl* db, uint32_t tenant, int64_t mint, int64_t maxt)
-      : db_(db), tenant_(tenant), mint_(mint), maxt_(maxt) {}
+      : db_(db), tenant_(tenant), mint_(mint), maxt_(maxt), registry_(db->chunk_iterators()) {
+    registry_->Add(&chunk_it_);
+  }
+  ~QuerierImpl() override {
+    registry_->Remove(&chunk_it_);
+    absl::MutexLock lock(&chunk_it_.mu);
+    chunk_it_.it.reset();
+  }
 
   absl::StatusOr<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers,
                                              const SelectHints& hints) override {
@@ -347,8 +356,17 @@ class QuerierImpl : public Querier {
       return std::unique_ptr<SampleIterator>(std::make_unique<SeriesIterator>(
           std::move(chunk_bytes), std::move(chunk_ends), std::move(head), mint_, maxt_));
     }
-    SeriesChunks chunks(db_->rocks(), db_->chunks_cf(), tenant_, id, mint_, maxt_,
-                        db_->chunk_days());
+    // One iterator for the series read one after another, made again when a chunk write
+    // finished since it was made (DBImpl::chunk_writes: the head copied above may lack
+    // samples that only a newer iterator sees in their chunk).
+    const uint64_t writes = db_->chunk_writes();
+    absl::MutexLock lock(&chunk_it_.mu);
+    if (chunk_it_.it == nullptr || writes != chunk_it_.writes) {
+      chunk_it_.it.reset();  // first: an iterator pins what it reads
+      chunk_it_.it.reset(db_->rocks()->NewIterator(rocksdb::ReadOptions(), db_->chunks_cf()));
+      chunk_it_.writes = writes;
+    }
+    SeriesChunks chunks(chunk_it_.it.get(), tenant_, id, mint_, maxt_, db_->chunk_days());
     for (; chunks.Valid(); chunks.Next()) {
       const std::string_view chunk = chunks.value();
       auto info = ReadChunkInfo(chunk);
@@ -386,6 +404,9 @@ class QuerierImpl : public Querier {
   const uint32_t tenant_;
   const int64_t mint_, maxt_;
   std::vector<std::unique_ptr<SelectionLabels>> selections_;  // of the lazy Selects
+  // LoadSamples' iterator over `chunks`, registered with the DB, which drops it when it closes.
+  const std::shared_ptr<ChunkIteratorRegistry> registry_;
+  CachedChunkIterator chunk_it_;
 };
 
 bool LazySeriesIterator::Load() {

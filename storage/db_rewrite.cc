@@ -161,6 +161,7 @@ absl::Status DBImpl::MergeLateSamples(
     absl::Status st = MergeIntoChunks(s->tenant, s->id, samples, &batch);
     if (st.ok() && batch.Count() > 0) {
       rocksdb::Status rs = db_->Write(rocksdb::WriteOptions(), &batch);
+      chunk_writes_.fetch_add(1);
       if (!rs.ok()) st = FromRocks(rs, "merge late samples into chunks");
     }
     {
@@ -240,6 +241,7 @@ absl::StatusOr<int64_t> DBImpl::DeleteSeries(
   bool record_written = false;
   auto write = [&]() {
     rocksdb::Status rs = db_->Write(wo, &batch);
+    chunk_writes_.fetch_add(1);
     if (!rs.ok()) {
       result = FromRocks(rs, "delete series");
       return false;

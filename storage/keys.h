@@ -102,6 +102,8 @@ std::string ChunkDayPrefix(uint32_t tenant, int32_t day);
 std::string ChunkSeriesPrefix(uint32_t tenant, int32_t day, uint64_t series_id);
 std::string ChunkKey(uint32_t tenant, uint64_t series_id, int64_t start_ms);
 inline constexpr size_t kChunkKeySize = 4 + 4 + 8 + 8;
+// ChunkSeriesPrefix's size: the part of a chunk key that `chunks`' prefix bloom filters hold.
+inline constexpr size_t kChunkSeriesPrefixSize = 4 + 4 + 8;
 // Start time and day of a chunk key (key.size() == kChunkKeySize).
 inline int64_t ChunkKeyStart(std::string_view key) { return GetI64Ordered(key.substr(16)); }
 inline int32_t ChunkKeyDay(std::string_view key) { return GetI32Ordered(key.substr(4)); }

@@ -34,6 +34,10 @@ class SampleIterator {
   // The current sample; only valid after Next()/Seek() returned true.
   virtual Sample At() const = 0;
   virtual absl::Status status() const = 0;
+  // Where the samples lie in storage, for a caller that reads many series: reading them in
+  // increasing order of this value, before they are first used, is cheapest (neighbours share
+  // blocks). 0 when it does not matter.
+  virtual uint64_t ReadOrder() const { return 0; }
 };
 
 // Where the labels of a lazy selection's series are read from when they are taken (see

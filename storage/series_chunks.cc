@@ -13,7 +13,9 @@ namespace tidemark::internal {
 
 absl::Status ScanChunkDays(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* chunks,
                            ChunkDays* days) {
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), chunks));
+  rocksdb::ReadOptions all;
+  all.total_order_seek = true;  // across series (the prefix filters would skip files)
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(all, chunks));
   // Per tenant: its first key, then its last (the key before the next tenant's first).
   it->SeekToFirst();
   while (it->Valid()) {
@@ -40,7 +42,14 @@ absl::Status ScanChunkDays(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* chunks,
 SeriesChunks::SeriesChunks(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* chunks,
                            uint32_t tenant, uint64_t series_id, int64_t mint, int64_t maxt,
                            const ChunkDays& days)
-    : it_(db->NewIterator(rocksdb::ReadOptions(), chunks)),
+    : SeriesChunks(db->NewIterator(rocksdb::ReadOptions(), chunks), tenant, series_id, mint, maxt,
+                   days) {
+  owned_.reset(it_);
+}
+
+SeriesChunks::SeriesChunks(rocksdb::Iterator* it, uint32_t tenant, uint64_t series_id,
+                           int64_t mint, int64_t maxt, const ChunkDays& days)
+    : it_(it),
       tenant_(tenant),
       series_id_(series_id),
       mint_(mint),
@@ -117,7 +126,9 @@ absl::Status NewestChunk(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* chunks, u
 
 absl::Status UpgradeChunksFromV1(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* chunks) {
   constexpr size_t kBatchBytes = 16 << 20;
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions(), chunks));
+  rocksdb::ReadOptions all;
+  all.total_order_seek = true;  // across series (the prefix filters would skip files)
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(all, chunks));
   rocksdb::WriteBatch batch;
   rocksdb::WriteOptions sync;
   sync.sync = true;

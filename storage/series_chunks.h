@@ -58,6 +58,10 @@ class SeriesChunks {
  public:
   SeriesChunks(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* chunks, uint32_t tenant,
                uint64_t series_id, int64_t mint, int64_t maxt, const ChunkDays& days);
+  // The same through `it`, an iterator over `chunks` that the caller keeps (reading many series
+  // with one iterator spares making one per series).
+  SeriesChunks(rocksdb::Iterator* it, uint32_t tenant, uint64_t series_id, int64_t mint,
+               int64_t maxt, const ChunkDays& days);
 
   bool Valid() const { return valid_; }
   void Next();
@@ -72,7 +76,8 @@ class SeriesChunks {
   // Skips keys of another size; true at a chunk of this series and day_ that starts <= maxt.
   bool SettleOnChunk();
 
-  std::unique_ptr<rocksdb::Iterator> it_;
+  std::unique_ptr<rocksdb::Iterator> owned_;
+  rocksdb::Iterator* it_;
   uint32_t tenant_;
   uint64_t series_id_;
   int64_t mint_;

@@ -178,6 +178,36 @@ TEST_F(DBTest, LazySelectSortsByLabelsKeptAsPairRanks) {
   EXPECT_TRUE(again->empty());
 }
 
+// A querier reads its series one after another through one chunks iterator: a seal between two
+// reads writes a chunk that iterator does not see, and drops its samples from the head, so the
+// querier must read the second series through a newer iterator.
+TEST_F(DBTest, AQuerierReadsSamplesSealedBetweenTwoOfItsReads) {
+  OpenDB();  // chunks of 10 samples
+  Labels a = Labels::FromUnsorted({{"__name__", "m"}, {"s", "a"}});
+  Labels b = Labels::FromUnsorted({{"__name__", "m"}, {"s", "b"}});
+  ASSERT_TRUE(AppendAll("t", a, Range(0, 140000, 10000)).ok());  // a sealed chunk, and head
+  ASSERT_TRUE(AppendAll("t", b, Range(0, 50000, 10000)).ok());   // 6 samples, all in the head
+  auto q = db_->NewQuerier("t", 0, 1000000);
+  ASSERT_TRUE(q.ok());
+  SelectHints hints{0, 1000000};
+  hints.lazy = true;
+  auto lazy = (*q)->Select({Name("m")}, hints);
+  ASSERT_TRUE(lazy.ok());
+  ASSERT_EQ(lazy->size(), 2u);
+  auto read = [](Series& s) {
+    std::vector<Sample> v;
+    while (s.samples->Next()) v.push_back(s.samples->At());
+    EXPECT_TRUE(s.samples->status().ok()) << s.samples->status();
+    return v;
+  };
+  EXPECT_EQ(read((*lazy)[0]), Range(0, 140000, 10000));
+  // b's first 10 samples are sealed now: in a chunk, no longer in the head.
+  const int64_t sealed = db_->GetStats().chunks_sealed;
+  ASSERT_TRUE(AppendAll("t", b, Range(60000, 110000, 10000)).ok());
+  ASSERT_EQ(db_->GetStats().chunks_sealed, sealed + 1);
+  EXPECT_EQ(read((*lazy)[1]), Range(0, 110000, 10000));
+}
+
 TEST_F(DBTest, LazySelectReadsTheSameSamplesWhenIterated) {
   OpenDB();
   Labels a = Labels::FromUnsorted({{"__name__", "m"}, {"s", "a"}});
