@@ -37,9 +37,10 @@ struct EngineOptions {
   // that gives exactly the step-by-step answer; false evaluates every step in turn (for tests).
   bool columnar_range_queries = true;
   // A range query that reads the series of a selector one at a time (columnar evaluation) reads
-  // them on a second thread, `read_ahead_batch` series ahead, when the selector selected at
-  // least `read_ahead_min_series` (0: never). The answer is the same either way.
-  size_t read_ahead_min_series = 512;
+  // them on a second thread, a batch ahead, when the selector selected at least
+  // `read_ahead_min_series` (0: never): batches of an eighth of the selection, at least 32 and
+  // at most `read_ahead_batch` series. The answer is the same either way.
+  size_t read_ahead_min_series = 128;
   size_t read_ahead_batch = 256;
 };
 

@@ -418,10 +418,10 @@ class Evaluator final : public ColumnSource {
   }
 
   // ForEachLoaded for a large selection: a second thread reads the series (chunk decoding, head
-  // copies, labels) a batch ahead while this one runs `fn` on the batch before (batches of a
-  // few hundred series, so that the threads meet a few thousand times for 500 k series, not
-  // once per series), so that a
-  // query's reads and its arithmetic share two cores. Within a batch the series are read in
+  // copies, labels) a batch ahead while this one runs `fn` on the batch before, so that a
+  // query's reads and its arithmetic share two cores. Batches are an eighth of the selection
+  // (overlap from the second batch on), at most a few hundred series (the threads meet a few
+  // thousand times for 500 k series, not once per series). Within a batch the series are read in
   // storage order (neighbours share blocks), and `fn` sees them in selection order, as when one
   // thread does both, so the answer is the same bit for bit. A read error comes after the
   // batches before its own, and an error of `fn` stops the reads.
@@ -435,6 +435,8 @@ class Evaluator final : public ColumnSource {
       bool full = false;    // guarded by mu: the reader has filled it, `fn` has not used it yet
     };
     Batch batches[2];
+    const size_t batch_size =
+        std::min(options_.read_ahead_batch, std::max<size_t>(pending.series.size() / 8, 32));
     absl::Mutex mu;
     bool stop = false;  // guarded by mu: `fn` failed, the reader gives up
     std::thread reader([&] {
@@ -449,7 +451,7 @@ class Evaluator final : public ColumnSource {
           if (stop) return;
         }
         // Read in storage order (Series::ReadOrder), kept in selection order.
-        const size_t n = std::min(options_.read_ahead_batch, pending.series.size() - next);
+        const size_t n = std::min(batch_size, pending.series.size() - next);
         order.resize(n);
         for (size_t k = 0; k < n; ++k) order[k] = k;
         std::sort(order.begin(), order.end(), [&](size_t x, size_t y) {
