@@ -582,8 +582,7 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
     // Not synced: the WAL record keeps these samples until a later Compact releases it, and
     // that range deletion lands in RocksDB's log after this write.
     AddSealRecord(jobs, &chunks);
-    rocksdb::Status cs = db_->Write(rocksdb::WriteOptions(), &chunks);
-    chunk_writes_.fetch_add(1);
+    rocksdb::Status cs = WriteChunks(rocksdb::WriteOptions(), &chunks);
     for (const SealJob& job : jobs) {
       absl::MutexLock lock(&head_.ShardOf(*job.series).mu);
       FinishSealLocked(job, cs.ok());

@@ -698,8 +698,7 @@ absl::Status DBImpl::SealAll(bool force_all, int64_t idle_before, int64_t evict_
     }
     if (jobs.empty()) continue;
     AddSealRecord(jobs, &batch);
-    rocksdb::Status rs = db_->Write(rocksdb::WriteOptions(), &batch);
-    chunk_writes_.fetch_add(1);
+    rocksdb::Status rs = WriteChunks(rocksdb::WriteOptions(), &batch);
     if (!rs.ok() && first.ok()) first = FromRocks(rs, "write chunks");
     absl::MutexLock lock(&shard.mu);
     for (const SealJob& job : jobs) {
@@ -784,8 +783,9 @@ absl::Status DBImpl::DeleteBeforeImpl(int64_t cutoff_ms) {
     const rocksdb::Slice b(begin), e(end);
     rs = rocksdb::DeleteFilesInRange(db_, chunks_cf(), &b, &e);
     if (!rs.ok()) return FromRocks(rs, absl::StrCat("drop chunk files of tenant ", tenant));
-    rs = db_->DeleteRange(rocksdb::WriteOptions(), chunks_cf(), begin, end);
-    chunk_writes_.fetch_add(1);
+    rocksdb::WriteBatch range;
+    rs = range.DeleteRange(chunks_cf(), begin, end);
+    if (rs.ok()) rs = WriteChunks(rocksdb::WriteOptions(), &range);
     if (!rs.ok()) return FromRocks(rs, absl::StrCat("delete chunks of tenant ", tenant));
   }
   retention_day_ = cutoff_day;
@@ -847,6 +847,13 @@ absl::Status DBImpl::Close() {
   }
   CloseRocks();
   return result;
+}
+
+rocksdb::Status DBImpl::WriteChunks(const rocksdb::WriteOptions& options,
+                                    rocksdb::WriteBatch* batch) {
+  rocksdb::Status rs = db_->Write(options, batch);
+  chunk_writes_.fetch_add(1);
+  return rs;
 }
 
 void DBImpl::SimulateCrashForTesting() {

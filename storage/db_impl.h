@@ -47,7 +47,6 @@ namespace tidemark::internal {
 
 enum class StoredKind : uint8_t { kNone, kIdentical, kDifferent };
 
-// Samples of one series buffered by an appender.
 // A chunks iterator that a querier keeps from one read to the next (making one per series read
 // costs as much as the read), and the registry through which the DB takes them back when it
 // closes: a querier may outlive its DB, a RocksDB iterator must not. The registry is shared, so
@@ -82,6 +81,7 @@ class ChunkIteratorRegistry {
   std::set<CachedChunkIterator*> live_ ABSL_GUARDED_BY(mu_);
 };
 
+// Samples of one series buffered by an appender.
 struct PendingSeries {
   MemSeries* series = nullptr;  // pinned by the appender; nullptr: unknown at Append
   uint64_t labels_hash = 0;     // LabelsHash(labels)
@@ -178,6 +178,9 @@ class DBImpl : public DB {
   // what it wrote: a reader that copied a series' head samples and then sees the same count as
   // when it made its chunks iterator knows that iterator holds every chunk the head let go of.
   uint64_t chunk_writes() const { return chunk_writes_.load(); }
+  // Writes a batch that touches `chunks` (and may hold other keys), then counts it: every
+  // write to `chunks` goes through here.
+  rocksdb::Status WriteChunks(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch);
   const std::shared_ptr<ChunkIteratorRegistry>& chunk_iterators() { return chunk_iterators_; }
   rocksdb::ColumnFamilyHandle* wal_cf() { return cfs_[5]; }
   // The side column families; nullptr when opened read-only on a directory that predates them.

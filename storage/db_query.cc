@@ -496,12 +496,7 @@ absl::StatusOr<std::vector<std::pair<uint64_t, Labels>>> DBImpl::MatchSeries(
   absl::Status st = ForEachMatchingSeries(
       tenant, matchers, mint, maxt,
       [&out](uint64_t id, std::string_view, std::span<const LabelView> views) {
-        std::vector<Label> items;
-        items.reserve(views.size());
-        for (const LabelView& l : views) {
-          items.push_back(Label{std::string(l.name), std::string(l.value)});
-        }
-        out.emplace_back(id, Labels::FromSortedUnchecked(std::move(items)));
+        out.emplace_back(id, Labels::FromViewsUnchecked(views));
       });
   if (!st.ok()) return st;
   return out;

@@ -160,8 +160,7 @@ absl::Status DBImpl::MergeLateSamples(
     rocksdb::WriteBatch batch;
     absl::Status st = MergeIntoChunks(s->tenant, s->id, samples, &batch);
     if (st.ok() && batch.Count() > 0) {
-      rocksdb::Status rs = db_->Write(rocksdb::WriteOptions(), &batch);
-      chunk_writes_.fetch_add(1);
+      rocksdb::Status rs = WriteChunks(rocksdb::WriteOptions(), &batch);
       if (!rs.ok()) st = FromRocks(rs, "merge late samples into chunks");
     }
     {
@@ -240,8 +239,7 @@ absl::StatusOr<int64_t> DBImpl::DeleteSeries(
   absl::Status result;
   bool record_written = false;
   auto write = [&]() {
-    rocksdb::Status rs = db_->Write(wo, &batch);
-    chunk_writes_.fetch_add(1);
+    rocksdb::Status rs = WriteChunks(wo, &batch);
     if (!rs.ok()) {
       result = FromRocks(rs, "delete series");
       return false;

@@ -10,12 +10,20 @@
 #include "storage/rocks_util.h"
 
 namespace tidemark::internal {
+namespace {
+
+// For scans across series: the prefix filters (one series-day each) would skip files.
+rocksdb::ReadOptions AcrossSeries() {
+  rocksdb::ReadOptions options;
+  options.total_order_seek = true;
+  return options;
+}
+
+}  // namespace
 
 absl::Status ScanChunkDays(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* chunks,
                            ChunkDays* days) {
-  rocksdb::ReadOptions all;
-  all.total_order_seek = true;  // across series (the prefix filters would skip files)
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(all, chunks));
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(AcrossSeries(), chunks));
   // Per tenant: its first key, then its last (the key before the next tenant's first).
   it->SeekToFirst();
   while (it->Valid()) {
@@ -126,9 +134,7 @@ absl::Status NewestChunk(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* chunks, u
 
 absl::Status UpgradeChunksFromV1(rocksdb::DB* db, rocksdb::ColumnFamilyHandle* chunks) {
   constexpr size_t kBatchBytes = 16 << 20;
-  rocksdb::ReadOptions all;
-  all.total_order_seek = true;  // across series (the prefix filters would skip files)
-  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(all, chunks));
+  std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(AcrossSeries(), chunks));
   rocksdb::WriteBatch batch;
   rocksdb::WriteOptions sync;
   sync.sync = true;
