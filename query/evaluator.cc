@@ -58,6 +58,11 @@ void ForEachSelector(const Expr& expr, F&& f, const MatrixSelector* matrix = nul
   }
 }
 
+absl::Status TooManySamples() {
+  return absl::ResourceExhaustedError(
+      "query processing would load too many samples into memory in query execution");
+}
+
 struct EvalRange {
   int64_t start_ms = 0;
   int64_t end_ms = 0;
@@ -135,6 +140,14 @@ class Evaluator final : public ColumnSource {
     streamed_.clear();
     querier_.reset();
     loaded_ = 0;
+    load_limit_reached_ = false;
+  }
+
+  // True when the series read so far (by any path) hold more samples than max_samples: Load
+  // would fail with too many samples before evaluating anything, since it reads them all.
+  bool LoadLimitReached() {
+    absl::MutexLock lock(&read_mu_);
+    return load_limit_reached_;
   }
 
   // ColumnSource.
@@ -233,11 +246,6 @@ class Evaluator final : public ColumnSource {
       return absl::DeadlineExceededError("query timed out in expression evaluation");
     }
     return absl::OkStatus();
-  }
-
-  static absl::Status TooManySamples() {
-    return absl::ResourceExhaustedError(
-        "query processing would load too many samples into memory in query execution");
   }
 
   absl::Status Account(int64_t n) {
@@ -519,7 +527,10 @@ class Evaluator final : public ColumnSource {
     }
     if (absl::Status st = it.status(); !st.ok()) return st;
     loaded += static_cast<int64_t>(out.samples.size());
-    if (loaded > options_.max_samples) return TooManySamples();
+    if (loaded > options_.max_samples) {
+      load_limit_reached_ = true;
+      return TooManySamples();
+    }
     if (n.in_range) {
       std::erase_if(out.samples, [](const Sample& smp) { return IsStaleNaN(smp.v); });
     }
@@ -745,6 +756,7 @@ class Evaluator final : public ColumnSource {
   absl::flat_hash_set<const VectorSelector*> streamed_;
   absl::Mutex read_mu_;
   int64_t loaded_ = 0;  // guarded by read_mu_ while a read-ahead thread runs
+  bool load_limit_reached_ = false;  // guarded by read_mu_
   // Node-based on purpose: EvalSubquery holds a reference to its own cache while the inner
   // expression's subqueries add theirs, so the table must keep its elements in place when it
   // grows (absl::flat_hash_map does not).
@@ -873,14 +885,22 @@ absl::StatusOr<QueryResult> EvaluateRange(const EngineOptions& options, Queryabl
   QueryResult result;
   Evaluator ev(options, params, EvalRange{start_ms, end_ms, step_ms}, &result.stats);
   // Column by column when it can give the answer, reading the series one at a time as it goes;
-  // any error sends the query step by step over freshly loaded series, which reports the error
-  // as Prometheus does.
+  // any other error sends the query step by step over freshly loaded series, which reports the
+  // error as Prometheus does. Past max_samples that evaluation is sure to fail the same way, so
+  // the error comes at once, without loading up to the limit again (hundreds of MB for a large
+  // query): when the reads went past it, Load fails before evaluating anything (it reads all
+  // these series and more); when the held samples did, evaluation fails at that step or
+  // before, at the latest (the columns hold what the step-by-step evaluation holds at the end
+  // of each step, and no step gives another error, or the columns would have failed).
   if (options.columnar_range_queries && ColumnarApplicable(expr)) {
     if (ev.SelectOnly(data, expr).ok()) {
       result.stats.prepare_seconds = SecondsSince(started);
       absl::StatusOr<ColumnarResult> columnar =
           EvaluateColumnar(expr, start_ms, end_ms, step_ms, options.lookback_delta_ms,
                            options.max_samples, ev);
+      if (ev.LoadLimitReached() || (columnar.ok() && columnar->over_max_samples)) {
+        return TooManySamples();
+      }
       if (columnar.ok() && ev.ReadRest().ok()) {
         const double prepare = result.stats.prepare_seconds;
         ev.Reset();
@@ -892,6 +912,7 @@ absl::StatusOr<QueryResult> EvaluateRange(const EngineOptions& options, Queryabl
         result.stats.eval_seconds = SecondsSince(started);
         return result;
       }
+      if (ev.LoadLimitReached()) return TooManySamples();
     }
     ev.Reset();
     ev.Unload();

@@ -1061,7 +1061,10 @@ absl::StatusOr<ColumnarResult> EvaluateColumnar(const Expr& expr, int64_t start_
     results += kept[i];
     int64_t current = ev.held()[i] + results;
     result.peak_samples = std::max(result.peak_samples, current);
-    if (current > max_samples) return Unsupported("too many samples");
+    if (current > max_samples) {
+      result.over_max_samples = true;
+      return result;
+    }
     result.queried_per_step.emplace_back(t[i], ev.queried()[i]);
     result.total_queried += ev.queried()[i];
   }

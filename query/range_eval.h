@@ -12,8 +12,9 @@
 // histogram_quantile, aggregations other than count_values, arithmetic and comparison
 // operators, unary minus): those are evaluated step by step through ColumnSource::EvalStep and
 // turned into columns. Whenever the step-by-step evaluation could fail (duplicate series,
-// many-to-many matching, too many samples, a bad parameter) it fails, with some error; the
-// caller then evaluates the whole query step by step, which gives Prometheus's error. Internal
+// many-to-many matching, a bad parameter) it fails, with some error; the caller then evaluates
+// the whole query step by step, which gives Prometheus's error. Too many samples held is the
+// exception: it is reported (over_max_samples), as its verdict is the step-by-step one. Internal
 // to query/.
 #ifndef TIDEMARK_QUERY_RANGE_EVAL_H_
 #define TIDEMARK_QUERY_RANGE_EVAL_H_
@@ -65,6 +66,10 @@ struct ColumnarResult {
   std::vector<std::pair<int64_t, int64_t>> queried_per_step;  // (step time, samples read)
   int64_t total_queried = 0;
   int64_t peak_samples = 0;
+  // At the end of some step, the step-by-step evaluator would hold more than max_samples (that
+  // step's samples and the result so far): it fails with too many samples, at that step or
+  // before. The other fields are then incomplete.
+  bool over_max_samples = false;
 };
 
 // True when `expr` may be evaluated column-wise at all (it holds no subquery: subqueries keep
@@ -72,8 +77,8 @@ struct ColumnarResult {
 bool ColumnarApplicable(const Expr& expr);
 
 // Evaluates the range query `expr` at start, start+step, ... <= end. Any error means "evaluate
-// step by step instead" (see the file comment); `max_samples` bounds what is held as the
-// step-by-step evaluator bounds it.
+// step by step instead" (see the file comment); past `max_samples`, held as the step-by-step
+// evaluator holds samples, it answers with over_max_samples.
 absl::StatusOr<ColumnarResult> EvaluateColumnar(const Expr& expr, int64_t start_ms,
                                                 int64_t end_ms, int64_t step_ms,
                                                 int64_t lookback_delta_ms, int64_t max_samples,

@@ -78,6 +78,21 @@ class ShuffledReadOrder : public Queryable {
   Queryable& inner_;
 };
 
+// Counts the queriers opened on `inner`: one per evaluation, two when a query evaluated column
+// by column is evaluated again step by step.
+class CountingQueriers : public Queryable {
+ public:
+  explicit CountingQueriers(Queryable& inner) : inner_(inner) {}
+  absl::StatusOr<std::unique_ptr<Querier>> NewQuerier(int64_t mint, int64_t maxt) override {
+    ++opened;
+    return inner_.NewQuerier(mint, maxt);
+  }
+  int opened = 0;
+
+ private:
+  Queryable& inner_;
+};
+
 class ColumnarVsStepByStep : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -178,6 +193,24 @@ class ColumnarVsStepByStep : public ::testing::Test {
     EXPECT_EQ(a->stats.peak_samples, b->stats.peak_samples);
     ++compared_;
     if (!ma.empty()) ++with_data_;
+    // With the peak as the limit, the same status (both fail when they read more than that);
+    // one sample under it, both fail, and with the same error (the column-wise evaluation
+    // gives it without evaluating step by step).
+    const int64_t peak = b->stats.peak_samples;
+    if (peak == 0) return;
+    columnar.max_samples = stepwise.max_samples = peak;
+    auto at_peak = Engine(columnar).Range(*columnar_data_, query, start, end, step);
+    auto at_peak_stepwise = Engine(stepwise).Range(storage_, query, start, end, step);
+    EXPECT_EQ(at_peak.status(), at_peak_stepwise.status());
+    if (at_peak.ok()) {
+      EXPECT_EQ(std::get<Matrix>(at_peak->value).size(), ma.size());
+      ++answered_at_peak_;
+    }
+    columnar.max_samples = stepwise.max_samples = peak - 1;
+    auto c = Engine(columnar).Range(*columnar_data_, query, start, end, step);
+    auto d = Engine(stepwise).Range(storage_, query, start, end, step);
+    EXPECT_EQ(d.status().code(), absl::StatusCode::kResourceExhausted) << d.status();
+    EXPECT_EQ(c.status(), d.status());
   }
 
   // Reads every selection on a second thread, a few series ahead (evaluator.cc,
@@ -197,6 +230,7 @@ class ColumnarVsStepByStep : public ::testing::Test {
   EngineOptions columnar_;
   int compared_ = 0;
   int with_data_ = 0;
+  int answered_at_peak_ = 0;  // with max_samples at the peak, by the held samples alone
 };
 
 // Columnar evaluation reads the series while it evaluates: past max_samples it must still
@@ -342,9 +376,40 @@ void ColumnarVsStepByStep::SameAnswersBitForBit() {
     Compare(q, 60'000);
   }
   EXPECT_GT(with_data_, 100);  // the queries above mostly answer with data
+  EXPECT_GT(answered_at_peak_, 25);
 }
 
 TEST_F(ColumnarVsStepByStep, SameStatusNearMaxSamples) { SameStatusNearMaxSamples(); }
+
+// Past max_samples, whether by the samples read or by those held at a step, a query the columns
+// evaluate fails at once: it is not loaded again step by step (up to the limit, hundreds of MB
+// for a large query) only to fail the same way.
+TEST_F(ColumnarVsStepByStep, TooManySamplesFailsWithoutEvaluatingAgain) {
+  const std::vector<std::string> queries = {
+      "histogram_quantile(0.9, sum by (le, ns) (rate(lat_bucket[5m])))",
+      "sum by (ns) (rate(req_total[5m]))",
+      "rate(req_total[5m])",
+      "gauge",
+  };
+  const int64_t start = 10 * 60 * 1000, end = kSpan - 60'000;
+  for (const std::string& q : queries) {
+    EngineOptions stepwise;
+    stepwise.columnar_range_queries = false;
+    auto full = Engine(stepwise).Range(storage_, q, start, end, kStep);
+    ASSERT_TRUE(full.ok()) << q << ": " << full.status();
+    for (int64_t max : {int64_t{100}, full->stats.peak_samples - 1}) {
+      SCOPED_TRACE(q + " max_samples " + std::to_string(max));
+      EngineOptions columnar = columnar_;
+      columnar.max_samples = stepwise.max_samples = max;
+      CountingQueriers counted(*columnar_data_);
+      auto a = Engine(columnar).Range(counted, q, start, end, kStep);
+      auto b = Engine(stepwise).Range(storage_, q, start, end, kStep);
+      EXPECT_EQ(b.status().code(), absl::StatusCode::kResourceExhausted) << b.status();
+      EXPECT_EQ(a.status(), b.status());
+      EXPECT_EQ(counted.opened, 1);
+    }
+  }
+}
 
 TEST_F(ColumnarVsStepByStep, SameAnswersBitForBit) { SameAnswersBitForBit(); }
 
