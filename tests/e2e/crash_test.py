@@ -8,6 +8,7 @@ usage: crash_test.py TIDEMARK_BINARY RW_SENDER_BINARY
 
 import os
 import random
+import shutil
 import subprocess
 import sys
 import time
@@ -39,6 +40,7 @@ def main():
     rng = random.Random(42)
     next_step = 0
     last_acked = -1
+    ok = False
     try:
         for round_no in range(ROUNDS):
             server.start()
@@ -85,8 +87,11 @@ def main():
               (SERIES, last_acked + 1, ROUNDS))
         assert server.process.terminate() == 0, "graceful shutdown should exit 0"
         assert not os.path.exists(checkpoint), "a clean shutdown leaves no head checkpoint"
+        ok = True
     finally:
         server.close()
+        if ok:  # kept for its logs otherwise
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":

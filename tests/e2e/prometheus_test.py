@@ -6,6 +6,7 @@ usage: prometheus_test.py TIDEMARK_BINARY PROMETHEUS_BINARY
 
 import math
 import os
+import shutil
 import sys
 import time
 
@@ -94,6 +95,7 @@ def main():
     server = harness.Tidemark(tidemark_bin, os.path.join(work, "data"), work)
     prom = harness.Prometheus(prometheus_bin, work)
     prom_url = prom.url
+    ok = False
     try:
         server.start()
         prom.start("""global:
@@ -157,9 +159,12 @@ remote_write:
             print("DIFF", d)
         print("%d queries compared, %d differences" % (checked, len(diffs)))
         assert not diffs, "Tidemark and Prometheus disagree"
+        ok = True
     finally:
         prom.close()
         server.close()
+        if ok:  # kept for its logs otherwise
+            shutil.rmtree(work, ignore_errors=True)
 
 
 if __name__ == "__main__":
