@@ -44,6 +44,12 @@ struct Options {
   // A head chunk is sealed once it holds this many samples or spans this long.
   int max_samples_per_chunk = 120;
   int64_t max_chunk_span_ms = 2LL * 3600 * 1000;
+  // A new series' first chunk is cut at a length of its own, a quarter to five quarters of
+  // max_samples_per_chunk (by the time of its first sample), so that series that start together
+  // (a server or a scraper starting) do not fill their chunks in step: the head then holds about
+  // half a chunk per series, not a whole one of each at the same moment (storage/TUNING.md,
+  // "Head memory").
+  bool stagger_first_chunks = true;
   // Out-of-order window, as Prometheus's out_of_order_time_window: a sample older than its
   // series' newest is accepted when it is no older than this before the newest sample of the
   // database (0: such samples are refused as out of order). Late samples land in the open chunk

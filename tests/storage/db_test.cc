@@ -65,6 +65,53 @@ TEST_F(DBTest, RoundTripAcrossSealedChunksAndHead) {
   EXPECT_EQ(got.begin()->second, all);
 }
 
+// Series that start together fill their first chunks at lengths of their own (a quarter to
+// five quarters of max_samples_per_chunk), so their seals are spread out and the head holds
+// about half a chunk per series rather than, at one moment, a whole chunk of each. The length
+// follows the first sample's time: here 64 targets scraped at offsets of their own, 3 series
+// each.
+TEST_F(DBTest, SeriesStartedTogetherSealAtStaggeredTimes) {
+  constexpr int kSeries = 192, kSteps = 40;
+  auto time = [](int i, int step) { return step * 15000 + (i / 3) * 137; };
+  auto series = [](int i) {
+    return Labels::FromUnsorted({{"__name__", "m"}, {"i", std::to_string(i)}});
+  };
+  // The most samples the head holds after any step, every series appending one per step.
+  auto peak_head_samples = [&] {
+    int64_t peak = 0;
+    for (int step = 0; step < kSteps; ++step) {
+      auto app = db_->NewAppender("t");
+      for (int i = 0; i < kSeries; ++i) {
+        EXPECT_TRUE(app->Append(series(i), time(i, step), step + i).ok());
+      }
+      EXPECT_TRUE(app->Commit().ok());
+      peak = std::max(peak, db_->GetStats().head_samples);
+    }
+    return peak;
+  };
+  options_.stagger_first_chunks = false;
+  OpenDB();
+  const int64_t in_step = peak_head_samples();
+  EXPECT_GE(in_step, kSeries * (options_.max_samples_per_chunk - 1));
+  db_.reset();
+  std::filesystem::remove_all(dir_);
+  options_.stagger_first_chunks = true;
+  OpenDB();
+  const int64_t staggered = peak_head_samples();
+  EXPECT_LE(staggered, in_step * 3 / 4);
+  // Nothing lost, and chunks after the first are full length again.
+  auto got = Query("t", {Name("m")});
+  ASSERT_EQ(got.size(), static_cast<size_t>(kSeries));
+  for (int i = 0; i < kSeries; ++i) {
+    const std::vector<Sample>& samples = got[series(i).ToString()];
+    ASSERT_EQ(samples.size(), static_cast<size_t>(kSteps));
+    for (int step = 0; step < kSteps; ++step) {
+      ASSERT_EQ(samples[step], (Sample{time(i, step), static_cast<double>(step + i)}));
+    }
+  }
+  EXPECT_LE(db_->GetStats().head_samples, kSeries * options_.max_samples_per_chunk);
+}
+
 TEST_F(DBTest, OutOfOrderAndDuplicateRejectedWithReasons) {
   OpenDB();
   Labels l = Labels::FromUnsorted({{"__name__", "m"}});

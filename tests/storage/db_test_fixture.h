@@ -29,6 +29,9 @@ class DBTest : public ::testing::Test {
     std::filesystem::remove_all(dir_);
     options_.path = dir_.string();
     options_.max_samples_per_chunk = 10;
+    // Tests count chunks and head samples: every chunk holds 10 (SeriesStartedTogether...
+    // tests the stagger).
+    options_.stagger_first_chunks = false;
     options_.retention_ms = 0;
   }
   void TearDown() override {
