@@ -590,8 +590,9 @@ bool DBImpl::PrepareSealLocked(MemSeries* s, bool force, rocksdb::WriteBatch* ba
   if (s->sealing || s->open.empty() || seals_blocked_.load()) return false;
   int max_samples = std::max(options_.max_samples_per_chunk, 1);
   if (options_.stagger_first_chunks && s->sealed_max_t == std::numeric_limits<int64_t>::min()) {
-    // The first chunk: a length of its own, a quarter to five quarters of the limits, picked
-    // by the time of the series' first sample. The series of one scrape (one target, one
+    // The first chunk (or chunks, for a first commit of many samples): a length of its own, a
+    // quarter to five quarters of max_samples_per_chunk, picked by the time of the series'
+    // first sample. The series of one scrape (one target, one
     // OpenTelemetry export) share that time, so their chunks still start together: neighbours
     // in the chunks column family with equal timestamp columns, which RocksDB's compression
     // takes advantage of (by the series id instead, the chunks took 27% more disk). Targets
