@@ -898,10 +898,7 @@ absl::StatusOr<QueryResult> EvaluateRange(const EngineOptions& options, Queryabl
       absl::StatusOr<ColumnarResult> columnar =
           EvaluateColumnar(expr, start_ms, end_ms, step_ms, options.lookback_delta_ms,
                            options.max_samples, ev);
-      if (ev.LoadLimitReached() || (columnar.ok() && columnar->over_max_samples)) {
-        return TooManySamples();
-      }
-      if (columnar.ok() && ev.ReadRest().ok()) {
+      if (columnar.ok() && !columnar->over_max_samples && ev.ReadRest().ok()) {
         const double prepare = result.stats.prepare_seconds;
         ev.Reset();
         result.stats.prepare_seconds = prepare;
@@ -912,7 +909,9 @@ absl::StatusOr<QueryResult> EvaluateRange(const EngineOptions& options, Queryabl
         result.stats.eval_seconds = SecondsSince(started);
         return result;
       }
-      if (ev.LoadLimitReached()) return TooManySamples();
+      if (ev.LoadLimitReached() || (columnar.ok() && columnar->over_max_samples)) {
+        return TooManySamples();
+      }
     }
     ev.Reset();
     ev.Unload();

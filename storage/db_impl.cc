@@ -592,11 +592,11 @@ bool DBImpl::PrepareSealLocked(MemSeries* s, bool force, rocksdb::WriteBatch* ba
   if (options_.stagger_first_chunks && s->sealed_max_t == std::numeric_limits<int64_t>::min()) {
     // The first chunk (or chunks, for a first commit of many samples): a length of its own, a
     // quarter to five quarters of max_samples_per_chunk, picked by the time of the series'
-    // first sample. The series of one scrape (one target, one
-    // OpenTelemetry export) share that time, so their chunks still start together: neighbours
-    // in the chunks column family with equal timestamp columns, which RocksDB's compression
-    // takes advantage of (by the series id instead, the chunks took 27% more disk). Targets
-    // are scraped at offsets of their own, so their series are spread.
+    // first sample. The series of one scrape (one target, one OpenTelemetry export) share that
+    // time, so their chunks still start together: neighbours in the chunks column family with
+    // equal timestamp columns, which RocksDB's compression takes advantage of (by the series
+    // id instead, the chunks took 27% more disk). Targets are scraped at offsets of their own,
+    // so their series are spread.
     const uint64_t spread =
         (static_cast<uint64_t>(s->open.front().t) * 0x9e3779b97f4a7c15ULL) >> 32;
     const int64_t first = max_samples / 4 +

@@ -99,7 +99,7 @@ TEST_F(DBTest, SeriesStartedTogetherSealAtStaggeredTimes) {
   OpenDB();
   const int64_t staggered = peak_head_samples();
   EXPECT_LE(staggered, in_step * 3 / 4);
-  // Nothing lost, and chunks after the first are full length again.
+  // Nothing lost, and the head still holds at most a chunk's worth per series.
   auto got = Query("t", {Name("m")});
   ASSERT_EQ(got.size(), static_cast<size_t>(kSeries));
   for (int i = 0; i < kSeries; ++i) {
