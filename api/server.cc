@@ -370,6 +370,8 @@ struct Server::Impl {
   enum class Endpoint { kQuery, kQueryRange };
   void Answer(Call& c, httplib::Response& res, Endpoint endpoint,
               const absl::StatusOr<promql::QueryResult>& result, const ExecTimings& exec);
+  // Calls options.after_large_query when the query's evaluation took long enough.
+  void AfterQuery(const ExecTimings& exec);
 };
 
 void Server::Impl::BuildRoutes() {
@@ -558,12 +560,21 @@ void Server::Impl::Query(Call& c, httplib::Response& res) {
   auto start = std::chrono::steady_clock::now();
   ExecTimings exec;
   std::string query = c.form.Value("query");
-  absl::StatusOr<promql::QueryResult> result =
-      Execute(c, *params, exec, [&](const promql::QueryParams& p) {
-        return engine.Instant(*data, query, *t, p);
-      });
-  metrics.ObserveQuery("query", SecondsSince(start));
-  Answer(c, res, Endpoint::kQuery, result, exec);
+  {
+    absl::StatusOr<promql::QueryResult> result =
+        Execute(c, *params, exec, [&](const promql::QueryParams& p) {
+          return engine.Instant(*data, query, *t, p);
+        });
+    metrics.ObserveQuery("query", SecondsSince(start));
+    Answer(c, res, Endpoint::kQuery, result, exec);
+  }
+  AfterQuery(exec);
+}
+
+void Server::Impl::AfterQuery(const ExecTimings& exec) {
+  if (options.after_large_query && exec.eval_total >= options.large_query_seconds) {
+    options.after_large_query();
+  }
 }
 
 absl::StatusOr<promql::QueryResult> Server::Impl::Execute(
@@ -637,12 +648,15 @@ void Server::Impl::QueryRange(Call& c, httplib::Response& res) {
   auto began = std::chrono::steady_clock::now();
   ExecTimings exec;
   std::string query = c.form.Value("query");
-  absl::StatusOr<promql::QueryResult> result =
-      Execute(c, *params, exec, [&](const promql::QueryParams& p) {
-        return engine.Range(*data, query, *start, *end, step_ms, p);
-      });
-  metrics.ObserveQuery("query_range", SecondsSince(began));
-  Answer(c, res, Endpoint::kQueryRange, result, exec);
+  {
+    absl::StatusOr<promql::QueryResult> result =
+        Execute(c, *params, exec, [&](const promql::QueryParams& p) {
+          return engine.Range(*data, query, *start, *end, step_ms, p);
+        });
+    metrics.ObserveQuery("query_range", SecondsSince(began));
+    Answer(c, res, Endpoint::kQueryRange, result, exec);
+  }
+  AfterQuery(exec);
 }
 
 absl::StatusOr<Server::Impl::SeriesRequest> Server::Impl::ParseSeriesRequest(Call& c,

@@ -11,6 +11,7 @@
 #define TIDEMARK_API_SERVER_H_
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -42,6 +43,13 @@ struct ServerOptions {
   // many OTLP requests may be in work at once (more get 429 with Retry-After).
   ingest::OtlpOptions otlp;
   int otlp_max_inflight_requests = 32;
+  // Called on the request's thread after a query (query, query_range, failed or not) whose
+  // evaluation took at least `large_query_seconds`, once the engine's working memory and
+  // result are freed (the answer is written into the response). `tidemark serve` gives the
+  // heap that the query freed back to the kernel there (tools/main.cc); the threshold keeps
+  // that cost small next to the query's. Empty: nothing is called.
+  std::function<void()> after_large_query;
+  double large_query_seconds = 0.05;
 };
 
 class Server {

@@ -51,6 +51,49 @@ struct ServeFlags {
   bool allow_unauthenticated_remote = false;
 };
 
+// Gives the heap that queries freed back to the kernel (malloc_trim), on a thread of its own so
+// that no request waits for it. Trim() asks for one pass; asks that come while a pass is due or
+// running are folded into the next one.
+class HeapTrimmer {
+ public:
+  HeapTrimmer() : thread_([this] { Run(); }) {}
+  ~HeapTrimmer() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  void Trim() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      due_ = true;
+    }
+    cv_.notify_one();
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lock(mu_);
+    while (true) {
+      cv_.wait(lock, [this] { return due_ || stop_; });
+      if (stop_) return;
+      due_ = false;
+      lock.unlock();
+      malloc_trim(0);
+      lock.lock();
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool due_ = false;
+  bool stop_ = false;
+  std::thread thread_;
+};
+
 // Periodic storage work: compaction (sealing, WAL release, head checkpoint) every
 // `interval_ms` (30 s by default), retention every ~hour.
 class Maintenance {
@@ -195,6 +238,13 @@ int Serve(const ServeFlags& flags, const CLI::App& cmd) {
   options.engine.default_timeout = absl::Milliseconds(config.query_timeout_ms);
   if (flags.max_concurrency < 1) return Fail("--query.max-concurrency must be at least 1");
   options.max_concurrent_queries = flags.max_concurrency;
+  // A query frees what it allocated, but glibc keeps freed chunks that lie below live ones
+  // (cached blocks, the head's growth, another arena's leftovers), so each large query left
+  // RSS higher for good: at 1 M series, 665 MiB after ingest became 1,071 MiB after three
+  // dashboard queries with 135 MB in use. malloc_trim returns those free pages (MADV_DONTNEED);
+  // the next query faults them in again (bench/RESULTS.md, "Query memory given back").
+  HeapTrimmer trimmer;
+  options.after_large_query = [&trimmer] { trimmer.Trim(); };
   options.storage_retention = promql::FormatDuration(config.retention_ms);
   options.flags = {
       {"config.file", flags.config_file},

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -246,6 +247,48 @@ TEST_F(ServerTest, RemoteWriteThenQuery) {
   EXPECT_THAT(res->body, HasSubstr(R"(tidemark_memory_bytes{component="head"} )"));
   EXPECT_THAT(res->body, HasSubstr("tidemark_memory_budget_bytes 268435456"));
   EXPECT_THAT(res->body, HasSubstr("tidemark_build_info{"));
+}
+
+TEST_F(ServerTest, LargeQueriesCallTheHookAfterTheirAnswer) {
+  // Every query counts as large at a threshold of 0; the hook runs before the response is
+  // sent, so the count is final when the client has the answer.
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  ServerOptions options;
+  options.after_large_query = [calls] { ++*calls; };
+  options.large_query_seconds = 0;
+  StartServer(options);
+  auto res = Write(WriteBody({{"__name__", "up"}, {"job", "node"}}, {{1000000, 1}}));
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 204);
+  res = client_->Get("/api/v1/labels");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(calls->load(), 0);  // neither writes nor metadata calls are queries
+  res = client_->Post("/api/v1/query", "query=up&time=1000", kForm);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(calls->load(), 1);
+  res = client_->Post("/api/v1/query_range", "query=up&start=990&end=1010&step=5", kForm);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_THAT(res->body, HasSubstr(R"("values":[[1000,"1"],[1005,"1"],[1010,"1"]])"));
+  EXPECT_EQ(calls->load(), 2);
+  // A query that fails counts too: what it allocated before failing is freed as well.
+  res = client_->Post("/api/v1/query_range", "query=rate(up[1m]&start=990&end=1010&step=5", kForm);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_EQ(calls->load(), 3);
+}
+
+TEST_F(ServerTest, QueriesUnderTheThresholdDoNotCallTheHook) {
+  auto calls = std::make_shared<std::atomic<int>>(0);
+  ServerOptions options;
+  options.after_large_query = [calls] { ++*calls; };
+  options.large_query_seconds = 3600;
+  StartServer(options);
+  auto res = client_->Post("/api/v1/query_range", "query=up&start=990&end=1010&step=5", kForm);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+  EXPECT_EQ(calls->load(), 0);
 }
 
 TEST_F(ServerTest, RemoteWriteErrors) {
