@@ -569,9 +569,13 @@ class ColumnarEvaluator {
       drop.emplace_back(kMetricNameLabel);
     }
     LabelsIndex index;
-    // One column per group, in order of first appearance; until the end, rank[g][i] is the
-    // first input column of group g at step i.
+    // One column per group, in order of first appearance. The first input column of group g at
+    // step i is creator[g], the column that made the group, unless firsts[g] is not empty: a
+    // group's columns usually all cover the same steps, so a vector per group and step is only
+    // made for the groups where a later column came first at some step.
     Columns out;
+    std::vector<int32_t> creator;
+    std::vector<std::vector<int32_t>> firsts;
     std::vector<double> mean;     // group * n_ + step
     std::vector<int64_t> count;   // group * n_ + step
     double unused_mean = 0;
@@ -581,13 +585,14 @@ class ColumnarEvaluator {
       Labels key = GroupKey(agg, drop, c.labels);
       const int32_t g = index.Id(key);
       if (g == static_cast<int32_t>(out.cols.size())) {
-        absl::StatusOr<Column*> made = NewColumn(out, std::move(key), true);
+        absl::StatusOr<Column*> made = NewColumn(out, std::move(key), false);
         if (!made.ok()) return made.status();
+        creator.push_back(col);
+        firsts.emplace_back();
         if (with_mean) mean.resize(mean.size() + n_);
         if (with_count) count.resize(count.size() + n_);
       }
       Column& o = out.cols[g];
-      std::vector<int32_t>& first = out.rank[g];
       const size_t base = static_cast<size_t>(g) * n_;
       for (size_t i = 0; i < n_; ++i) {
         if (!c.present[i]) continue;
@@ -595,7 +600,10 @@ class ColumnarEvaluator {
         int64_t& n = with_count ? count[base + i] : unused_count;
         if (!o.present[i]) {
           o.present[i] = 1;
-          first[i] = col;
+          if (col != creator[g]) {
+            if (firsts[g].empty()) firsts[g].assign(n_, creator[g]);
+            firsts[g][i] = col;
+          }
           FoldStart(op, c.v[i], o.v[i], m, n);
         } else {
           FoldAdd(op, c.v[i], o.v[i], m, n);
@@ -605,25 +613,39 @@ class ColumnarEvaluator {
       return absl::OkStatus();
     });
     if (!st.ok()) return st;
+    auto first = [&creator, &firsts](size_t g, size_t i) {
+      return firsts[g].empty() ? creator[g] : firsts[g][i];
+    };
+    // The groups of step i ranked by their first column there. When that is the column order
+    // at every step (groups are numbered by their first column overall, so usually), the
+    // output needs no ranks.
     std::vector<int32_t> seen;
-    for (size_t i = 0; i < n_; ++i) {
+    auto present_in_rank_order = [&](size_t i) {
       seen.clear();
       bool in_order = true;
       for (size_t g = 0; g < out.cols.size(); ++g) {
         if (!out.cols[g].present[i]) continue;
-        if (!seen.empty() && out.rank[seen.back()][i] > out.rank[g][i]) in_order = false;
+        if (!seen.empty() && first(seen.back(), i) > first(g, i)) in_order = false;
         seen.push_back(static_cast<int32_t>(g));
       }
       if (!in_order) {
         std::sort(seen.begin(), seen.end(),
-                  [&out, i](int32_t a, int32_t b) { return out.rank[a][i] < out.rank[b][i]; });
+                  [&first, i](int32_t a, int32_t b) { return first(a, i) < first(b, i); });
       }
+      return in_order;
+    };
+    bool ranked = false;
+    for (size_t i = 0; i < n_ && !ranked; ++i) ranked = !present_in_rank_order(i);
+    if (ranked) out.rank.assign(out.cols.size(), std::vector<int32_t>(n_, 0));
+    for (size_t i = 0; i < n_; ++i) {
+      present_in_rank_order(i);
       int32_t pos = 0;
       for (int32_t g : seen) {
         const size_t at = static_cast<size_t>(g) * n_ + i;
         double& v = out.cols[g].v[i];
         v = FoldResult(op, v, with_mean ? mean[at] : 0, with_count ? count[at] : 0);
-        out.rank[g][i] = pos++;
+        if (ranked) out.rank[g][i] = pos;
+        ++pos;
       }
       held_[i] += pos;
     }
