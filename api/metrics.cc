@@ -79,6 +79,9 @@ ServerMetrics::ServerMetrics(const BuildInfo& build)
   ready_ = gauge("tidemark_ready", "1 once the database is open and recovered.");
   memory_budget_ = gauge("tidemark_memory_budget_bytes",
                          "Memory budget shared by the head, memtables and block cache.");
+  block_cache_capacity_ = gauge("tidemark_block_cache_capacity_bytes",
+                                "RocksDB block cache capacity: half the memory budget, less "
+                                "what the head takes over its half, down to three eighths.");
   auto& memory = prometheus::BuildGauge()
                      .Name("tidemark_memory_bytes")
                      .Help("Estimated memory in use, by component.")
@@ -136,6 +139,7 @@ std::string ServerMetrics::Render(const Stats* stats) {
     series_->Set(static_cast<double>(stats->series));
     head_series_->Set(static_cast<double>(stats->head_series));
     memory_budget_->Set(static_cast<double>(stats->memory_budget_bytes));
+    block_cache_capacity_->Set(static_cast<double>(stats->block_cache_capacity));
     memory_head_->Set(static_cast<double>(stats->head_bytes));
     memory_memtables_->Set(static_cast<double>(stats->memtable_bytes));
     memory_block_cache_->Set(static_cast<double>(stats->block_cache_bytes));

@@ -59,6 +59,7 @@ class ServerMetrics {
   prometheus::Gauge* series_;
   prometheus::Gauge* head_series_;
   prometheus::Gauge* memory_budget_;
+  prometheus::Gauge* block_cache_capacity_;
   prometheus::Gauge* memory_head_;
   prometheus::Gauge* memory_memtables_;
   prometheus::Gauge* memory_block_cache_;

@@ -113,6 +113,7 @@ struct Stats {
   int64_t head_label_bytes = 0;        // of which labels: pair ids, and the label pool's pairs
   int64_t memtable_bytes = 0;          // RocksDB memtables (all column families)
   int64_t block_cache_bytes = 0;       // RocksDB block cache in use (includes memtable charge)
+  int64_t block_cache_capacity = 0;    // its capacity now (shrinks while the head is over its share)
   int64_t memory_budget_bytes = 0;     // Options::memory_budget_bytes as applied
   int64_t series_evicted = 0;          // inactive series dropped from the head since open
   int64_t series_bounds_bytes = 0;     // end times of sealed series (storage/series_bounds.h)

@@ -52,7 +52,7 @@ absl::Status DBImpl::Open() {
 
 absl::Status DBImpl::OpenRocks() {
   // Memory shares and per-column-family options: storage/TUNING.md explains each choice.
-  const int64_t budget = std::max<int64_t>(options_.memory_budget_bytes, 16LL << 20);
+  const int64_t budget = MemoryBudget();
   const size_t cache_bytes = static_cast<size_t>(budget / 2);
   const size_t memtable_bytes = static_cast<size_t>(budget / 4);
   // Half of the cache is kept for index and filter blocks (high priority), so that data blocks
@@ -60,6 +60,7 @@ absl::Status DBImpl::OpenRocks() {
   block_cache_ = rocksdb::NewLRUCache(cache_bytes, /*num_shard_bits=*/-1,
                                       /*strict_capacity_limit=*/false,
                                       /*high_pri_pool_ratio=*/0.5);
+  query_cache_fill_bytes_ = cache_bytes / 8;
   write_buffers_ = std::make_shared<rocksdb::WriteBufferManager>(memtable_bytes, block_cache_);
 
   rocksdb::DBOptions dbo;
@@ -756,11 +757,30 @@ absl::Status DBImpl::Compact() {
   if (!st.ok()) return st;
   st = ReleaseWalBelow(min_seq);
   if (!st.ok()) return st;
+  FitBlockCache();
   // Open chunks hold more log than allowed: write them down so it can go.
   if (options_.checkpoint_wal_bytes > 0 && wal_bytes_.load() > options_.checkpoint_wal_bytes) {
     return Checkpoint();
   }
   return absl::OkStatus();
+}
+
+int64_t DBImpl::HeadMemoryBytes() {
+  int64_t bytes = LabelPool::Global().MemoryBytes();
+  for (Head::Shard& shard : head_.shards()) {
+    absl::MutexLock lock(&shard.mu);
+    bytes += static_cast<int64_t>(shard.series.capacity() * (sizeof(void*) + 1));
+    for (const MemSeries* s : shard.series) bytes += s->MemoryBytes();
+  }
+  return bytes;
+}
+
+void DBImpl::FitBlockCache() {
+  if (block_cache_ == nullptr) return;
+  const int64_t budget = MemoryBudget();
+  const int64_t over = std::max<int64_t>(0, HeadMemoryBytes() - budget / 2);
+  const int64_t capacity = std::max(budget / 2 - over, budget / 4 + budget / 8);
+  block_cache_->SetCapacity(static_cast<size_t>(capacity));
 }
 
 absl::Status DBImpl::DeleteBefore(int64_t cutoff_ms) {
@@ -922,11 +942,14 @@ Stats DBImpl::GetStats() {
   stats.series_evicted = series_evicted_.load();
   stats.series_bounds_bytes = bounds_.MemoryBytes();
   stats.query_series_skipped = query_series_skipped_.load();
-  stats.memory_budget_bytes = std::max<int64_t>(options_.memory_budget_bytes, 16LL << 20);
+  stats.memory_budget_bytes = MemoryBudget();
   if (write_buffers_ != nullptr) {
     stats.memtable_bytes = static_cast<int64_t>(write_buffers_->memory_usage());
   }
-  if (block_cache_ != nullptr) stats.block_cache_bytes = static_cast<int64_t>(block_cache_->GetUsage());
+  if (block_cache_ != nullptr) {
+    stats.block_cache_bytes = static_cast<int64_t>(block_cache_->GetUsage());
+    stats.block_cache_capacity = static_cast<int64_t>(block_cache_->GetCapacity());
+  }
   stats.samples_appended = samples_appended_.load();
   stats.chunks_sealed = chunks_sealed_.load();
   stats.wal_bytes = wal_bytes_.load();

@@ -11,6 +11,7 @@
 #ifndef TIDEMARK_STORAGE_DB_IMPL_H_
 #define TIDEMARK_STORAGE_DB_IMPL_H_
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -55,6 +56,10 @@ struct CachedChunkIterator {
   absl::Mutex mu;
   std::unique_ptr<rocksdb::Iterator> it ABSL_GUARDED_BY(mu);
   uint64_t writes ABSL_GUARDED_BY(mu) = 0;  // DBImpl::chunk_writes() read before `it` was made
+  // Bytes of blocks `it` has read from files so far, and whether it puts the blocks it reads in
+  // the block cache (DBImpl::query_cache_fill_bytes).
+  uint64_t bytes_read ABSL_GUARDED_BY(mu) = 0;
+  bool fills_cache ABSL_GUARDED_BY(mu) = true;
 };
 
 class ChunkIteratorRegistry {
@@ -182,6 +187,12 @@ class DBImpl : public DB {
   // write to `chunks` goes through here.
   rocksdb::Status WriteChunks(const rocksdb::WriteOptions& options, rocksdb::WriteBatch* batch);
   const std::shared_ptr<ChunkIteratorRegistry>& chunk_iterators() { return chunk_iterators_; }
+  // Bytes of blocks one query's reads of chunks (or of labels) bring into the block cache from
+  // files before its further reads stop filling it: an eighth of the cache (blocks are about
+  // twice as large in the cache, decompressed). A read larger than the cache (a dashboard panel
+  // over hundreds of thousands of series) would only evict, block by block, what other queries
+  // reuse, and keep the cache at its full size in RSS (storage/TUNING.md).
+  uint64_t query_cache_fill_bytes() const { return query_cache_fill_bytes_; }
   rocksdb::ColumnFamilyHandle* wal_cf() { return cfs_[5]; }
   // The side column families; nullptr when opened read-only on a directory that predates them.
   rocksdb::ColumnFamilyHandle* exemplars_cf() { return cfs_[6]; }
@@ -235,6 +246,13 @@ class DBImpl : public DB {
   absl::Status ReleaseWalBelow(uint64_t below);
   // Lowest sequence a commit in flight holds, or the next one.
   uint64_t MinInflightSeq();
+  // Gives the block cache what the head leaves of the budget (storage/TUNING.md): half of it,
+  // less what the head takes over its own half, and never less than three eighths (the
+  // memtables' quarter, charged to the cache, and an eighth for what RocksDB reads).
+  void FitBlockCache();
+  int64_t MemoryBudget() const { return std::max<int64_t>(options_.memory_budget_bytes, 16LL << 20); }
+  // The head's memory (Stats::head_bytes), walking every series.
+  int64_t HeadMemoryBytes();
   absl::Status OpenRocks();
   absl::Status WriteFormatVersion();  // this binary's, synced
   absl::Status DeleteBeforeImpl(int64_t cutoff_ms);
@@ -258,6 +276,7 @@ class DBImpl : public DB {
 
   const Options options_;
   std::shared_ptr<rocksdb::Cache> block_cache_;
+  uint64_t query_cache_fill_bytes_ = 0;
   std::shared_ptr<rocksdb::WriteBufferManager> write_buffers_;
   rocksdb::DB* db_ = nullptr;
   // default, meta, series, postings, chunks, wal, exemplars, metadata, state

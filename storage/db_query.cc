@@ -359,13 +359,20 @@ class QuerierImpl : public Querier {
     // One iterator for the series read one after another, made again when a chunk write
     // finished since it was made (DBImpl::chunk_writes: the head copied above may lack
     // samples that only a newer iterator sees in their chunk).
+    // Past DBImpl::query_cache_fill_bytes of chunks, it is made again not to fill the cache.
     const uint64_t writes = db_->chunk_writes();
     absl::MutexLock lock(&chunk_it_.mu);
-    if (chunk_it_.it == nullptr || writes != chunk_it_.writes) {
+    const bool fill_cache = chunk_it_.bytes_read <= db_->query_cache_fill_bytes();
+    if (chunk_it_.it == nullptr || writes != chunk_it_.writes ||
+        fill_cache != chunk_it_.fills_cache) {
       chunk_it_.it.reset();  // first: an iterator pins what it reads
-      chunk_it_.it.reset(db_->rocks()->NewIterator(rocksdb::ReadOptions(), db_->chunks_cf()));
+      rocksdb::ReadOptions read;
+      read.fill_cache = fill_cache;
+      chunk_it_.it.reset(db_->rocks()->NewIterator(read, db_->chunks_cf()));
       chunk_it_.writes = writes;
+      chunk_it_.fills_cache = fill_cache;
     }
+    BlockReadCounter block_reads;
     SeriesChunks chunks(chunk_it_.it.get(), tenant_, id, mint_, maxt_, db_->chunk_days());
     for (; chunks.Valid(); chunks.Next()) {
       const std::string_view chunk = chunks.value();
@@ -390,6 +397,7 @@ class QuerierImpl : public Querier {
         }
       }
     }
+    chunk_it_.bytes_read += block_reads.bytes();
     if (!chunks.status().ok()) {
       return absl::InternalError(absl::StrCat("read chunks: ", chunks.status().ToString()));
     }
@@ -445,8 +453,10 @@ absl::Status DBImpl::ForEachMatchingSeries(
   query_series_skipped_ += static_cast<int64_t>(bounds_.RemoveEndingBefore(&*ids, mint));
   if (candidates) candidates(ids->size());
   // Labels by id in sorted batches: neighbouring ids share blocks, which one MultiGet finds and
-  // reads once.
+  // reads once. Past query_cache_fill_bytes read from files, the blocks stop filling the cache.
   constexpr size_t kBatch = 256;
+  rocksdb::ReadOptions read;
+  uint64_t bytes_read = 0;
   std::vector<std::string> keys;
   std::vector<rocksdb::Slice> slices;
   std::vector<rocksdb::PinnableSlice> values(kBatch);
@@ -458,8 +468,11 @@ absl::Status DBImpl::ForEachMatchingSeries(
     slices.clear();
     for (size_t i = 0; i < n; ++i) keys.push_back(SeriesByIdKey(tenant, (*ids)[begin + i]));
     for (const std::string& k : keys) slices.emplace_back(k);
-    db_->MultiGet(rocksdb::ReadOptions(), series_cf(), n, slices.data(), values.data(),
-                  statuses.data(), /*sorted_input=*/true);
+    read.fill_cache = bytes_read <= query_cache_fill_bytes_;
+    BlockReadCounter block_reads;
+    db_->MultiGet(read, series_cf(), n, slices.data(), values.data(), statuses.data(),
+                  /*sorted_input=*/true);
+    bytes_read += block_reads.bytes();
     for (size_t i = 0; i < n; ++i) {
       const uint64_t id = (*ids)[begin + i];
       const rocksdb::Status& s = statuses[i];

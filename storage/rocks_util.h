@@ -7,6 +7,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "rocksdb/perf_context.h"
+#include "rocksdb/perf_level.h"
 #include "rocksdb/slice.h"
 #include "rocksdb/status.h"
 
@@ -33,6 +35,28 @@ inline std::string_view View(const rocksdb::Slice& s) {
 inline bool StartsWith(const rocksdb::Slice& key, std::string_view prefix) {
   return key.size() >= prefix.size() && std::string_view(key.data(), prefix.size()) == prefix;
 }
+
+// Bytes of blocks RocksDB read from files (not found in the block cache) on this thread since
+// the counter was made, from RocksDB's per-thread perf context, whose counting (kEnableCount,
+// no timers) it turns on while it lives.
+class BlockReadCounter {
+ public:
+  BlockReadCounter() : level_(rocksdb::GetPerfLevel()) {
+    if (level_ < rocksdb::kEnableCount) rocksdb::SetPerfLevel(rocksdb::kEnableCount);
+    start_ = rocksdb::get_perf_context()->block_read_byte;
+  }
+  ~BlockReadCounter() {
+    if (level_ < rocksdb::kEnableCount) rocksdb::SetPerfLevel(level_);
+  }
+  BlockReadCounter(const BlockReadCounter&) = delete;
+  BlockReadCounter& operator=(const BlockReadCounter&) = delete;
+
+  uint64_t bytes() const { return rocksdb::get_perf_context()->block_read_byte - start_; }
+
+ private:
+  const rocksdb::PerfLevel level_;
+  uint64_t start_ = 0;
+};
 
 }  // namespace tidemark::internal
 

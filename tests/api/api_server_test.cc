@@ -246,6 +246,7 @@ TEST_F(ServerTest, RemoteWriteThenQuery) {
   EXPECT_THAT(res->body, HasSubstr("tidemark_head_series 1"));  // one series written above
   EXPECT_THAT(res->body, HasSubstr(R"(tidemark_memory_bytes{component="head"} )"));
   EXPECT_THAT(res->body, HasSubstr("tidemark_memory_budget_bytes 268435456"));
+  EXPECT_THAT(res->body, HasSubstr("tidemark_block_cache_capacity_bytes 134217728"));
   EXPECT_THAT(res->body, HasSubstr("tidemark_build_info{"));
 }
 

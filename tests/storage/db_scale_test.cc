@@ -8,6 +8,7 @@
 #include <limits>
 #include <map>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "rocksdb/db.h"
@@ -200,6 +201,63 @@ TEST_F(DBScaleTest, InactiveSeriesLeaveTheHeadAndComeBack) {
   ASSERT_EQ(got[a.ToString()].size(), 11u);
   EXPECT_EQ(got[a.ToString()].back(), (Sample{later + 1, 42}));
   EXPECT_EQ(got[b.ToString()].size(), 2u);
+}
+
+// A query that reads more than the block cache holds stops putting blocks in it once it has
+// read an eighth of the cache from files: the cache does not grow to its capacity (and evict
+// what other queries reuse) for one large scan. Every sample is still read.
+TEST_F(DBScaleTest, ALargeQueryStopsFillingTheBlockCache) {
+  options_.memory_budget_bytes = 16LL << 20;  // an 8 MiB cache; queries fill 1 MiB of it
+  OpenDB();
+  constexpr int kSeries = 6000, kSteps = 240;
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> noise(0, 1);  // ~8 bytes a sample, even compressed
+  for (int step = 0; step < kSteps; ++step) {
+    auto app = db_->NewAppender("t");
+    for (int i = 0; i < kSeries; ++i) {
+      ASSERT_TRUE(app->Append(Series("m", i), step * 15000LL, noise(rng)).ok());
+    }
+    ASSERT_TRUE(app->Commit().ok());
+  }
+  Reopen(/*crash=*/false);
+  const int64_t before = db_->GetStats().block_cache_bytes;
+  auto got = Query("m");
+  ASSERT_EQ(got.size(), size_t{kSeries});
+  for (const auto& [labels, samples] : got) ASSERT_EQ(samples.size(), size_t{kSteps}) << labels;
+  const Stats stats = db_->GetStats();
+  ASSERT_GT(stats.disk_bytes, stats.block_cache_capacity) << "the data must not fit";
+  EXPECT_LT(stats.block_cache_bytes - before, 4LL << 20) << before << " -> " << stats.block_cache_bytes;
+}
+
+// The block cache gives the head what the head takes over its half of the budget, down to
+// three eighths of the budget, and takes it back when the head shrinks.
+TEST_F(DBScaleTest, TheBlockCacheShrinksWhileTheHeadIsOverItsShare) {
+  options_.memory_budget_bytes = 16LL << 20;  // cache 8 MiB, head's share 8 MiB
+  options_.max_chunk_span_ms = 3600 * 1000;
+  OpenDB();
+  EXPECT_EQ(db_->GetStats().block_cache_capacity, 8LL << 20);
+  constexpr int kSeries = 50000;
+  {
+    auto app = db_->NewAppender("t");
+    for (int i = 0; i < kSeries; ++i) ASSERT_TRUE(app->Append(Series("m", i), 0, i).ok());
+    ASSERT_TRUE(app->Commit().ok());
+  }
+  ASSERT_TRUE(db_->Compact().ok());
+  Stats stats = db_->GetStats();
+  ASSERT_GT(stats.head_bytes, 10LL << 20) << "the head must be 2 MiB or more over its share";
+  EXPECT_EQ(stats.block_cache_capacity, 6LL << 20);
+  // One series moves time on by 3 h: the others' chunks are sealed, then they leave the head.
+  {
+    auto app = db_->NewAppender("t");
+    ASSERT_TRUE(app->Append(Series("m", 0), 3 * 3600 * 1000LL, 1).ok());
+    ASSERT_TRUE(app->Commit().ok());
+  }
+  ASSERT_TRUE(db_->Compact().ok());
+  ASSERT_TRUE(db_->Compact().ok());
+  stats = db_->GetStats();
+  ASSERT_LT(stats.head_bytes, 8LL << 20);
+  EXPECT_EQ(stats.block_cache_capacity, 8LL << 20);
+  EXPECT_EQ(Query("m").size(), size_t{kSeries});
 }
 
 TEST_F(DBScaleTest, SeriesIdsAreNotReusedWhenTheStoredCounterLags) {
