@@ -463,8 +463,7 @@ class Evaluator final : public ColumnSource {
         order.resize(n);
         for (size_t k = 0; k < n; ++k) order[k] = k;
         std::sort(order.begin(), order.end(), [&](size_t x, size_t y) {
-          return pending.series[next + x].samples->ReadOrder() <
-                 pending.series[next + y].samples->ReadOrder();
+          return pending.series[next + x].ReadOrder() < pending.series[next + y].ReadOrder();
         });
         batch.series.resize(n);
         for (size_t k : order) {
@@ -521,7 +520,7 @@ class Evaluator final : public ColumnSource {
     if (!labels.ok()) return labels.status();
     out.labels = *std::move(labels);
     out.samples.clear();
-    SampleIterator& it = *s.samples;
+    SampleIterator& it = s.Samples();
     for (bool ok = it.Seek(n.mint); ok && it.At().t <= n.maxt; ok = it.Next()) {
       out.samples.push_back(it.At());
     }

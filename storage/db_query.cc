@@ -107,42 +107,7 @@ class QuerierImpl;
 // A series whose samples are read when it is first iterated, and let go once it is exhausted.
 // A query holds one per selected series until it reads it (500 k for a dashboard panel at 1 M
 // series), so it is kept small: the querier, the series' id and hash, no std::function.
-class LazySeriesIterator : public SampleIterator {
- public:
-  LazySeriesIterator(QuerierImpl* querier, uint64_t id, uint64_t hash)
-      : querier_(querier), id_(id), hash_(hash) {}
-
-  bool Next() override {
-    if (!Load()) return false;
-    if (inner_->Next()) return true;
-    Release();
-    return false;
-  }
-  bool Seek(int64_t t) override {
-    if (!Load()) return false;
-    if (inner_->Seek(t)) return true;
-    Release();
-    return false;
-  }
-  Sample At() const override { return inner_ != nullptr ? inner_->At() : Sample{}; }
-  absl::Status status() const override { return status_; }
-  // Chunks are keyed by day, then series id.
-  uint64_t ReadOrder() const override { return id_; }
-
- private:
-  // False when there is nothing (more) to read. Defined after QuerierImpl.
-  bool Load();
-  void Release() {
-    status_ = inner_->status();
-    inner_.reset();
-  }
-
-  QuerierImpl* querier_;  // nullptr once loaded
-  uint64_t id_;
-  uint64_t hash_;
-  std::unique_ptr<SampleIterator> inner_;
-  absl::Status status_;
-};
+class QuerierImpl;
 
 class EmptyQuerier : public Querier {
  public:
@@ -165,17 +130,23 @@ class EmptyQuerier : public Querier {
   }
 };
 
-// The labels of a lazy selection, compactly: each distinct label pair once (a selection of
-// 500 k series holds a few tens of thousands), and per series the ranks of its pairs in label
-// order, 4 bytes each. Holding the encoded labels instead would cost ~200 bytes per selected
-// series (100 MB for a dashboard panel at 1 M series); the ranks also sort the series by labels
-// with integer comparisons.
-class SelectionLabels : public LabelSource {
+// A lazy selection, compactly: per series its id and hash (16 bytes, to read its samples when
+// they are first used), and its labels as the ranks of its pairs in label order, 4 bytes each,
+// each distinct label pair kept once (a selection of 500 k series holds a few tens of
+// thousands). Holding the encoded labels instead would cost ~200 bytes per selected series
+// (100 MB for a dashboard panel at 1 M series), and an iterator per series ~64; the ranks also
+// sort the series by labels with integer comparisons.
+class Selection : public SeriesSource {
  public:
+  explicit Selection(QuerierImpl* querier) : querier_(querier) {}
   // Room for n series, which have about as many labels as the first one added.
-  void Reserve(size_t n) { starts_.reserve(n); }
-  // Adds the next series' labels (EncodeLabels form, already checked).
-  void Add(std::string_view encoded) {
+  void Reserve(size_t n) {
+    starts_.reserve(n);
+    refs_.reserve(n);
+  }
+  // Adds the next series: its id, hash (SeriesHash) and labels (EncodeLabels form, checked).
+  void Add(uint64_t id, uint64_t hash, std::string_view encoded) {
+    refs_.push_back(Ref{id, hash});
     if (starts_.size() == 1) pairs_of_.reserve(starts_.capacity() * pairs_of_.size());
     starts_.push_back(static_cast<uint32_t>(pairs_of_.size()));
     std::string_view pair;
@@ -232,7 +203,16 @@ class SelectionLabels : public LabelSource {
     return Labels::FromSortedUnchecked(std::move(items));
   }
 
+  std::unique_ptr<SampleIterator> SamplesAt(size_t index) override;  // after QuerierImpl
+  uint64_t ReadOrderAt(size_t index) const override {
+    return index < refs_.size() ? refs_[index].id : 0;  // chunks are keyed by day, then id
+  }
+
  private:
+  struct Ref {
+    uint64_t id;
+    uint64_t hash;
+  };
   std::span<const uint32_t> PairsOf(size_t i) const {
     const uint32_t end =
         i + 1 < starts_.size() ? starts_[i + 1] : static_cast<uint32_t>(pairs_of_.size());
@@ -243,6 +223,8 @@ class SelectionLabels : public LabelSource {
   std::vector<LabelView> ranked_;                         // after Rank: name and value by rank
   std::vector<uint32_t> pairs_of_;                        // every series' pairs, one after another
   std::vector<uint32_t> starts_;                          // series -> its first in pairs_of_
+  std::vector<Ref> refs_;                                 // series -> what reads its samples
+  QuerierImpl* const querier_;
 };
 
 class QuerierImpl : public Querier {
@@ -262,27 +244,29 @@ class QuerierImpl : public Querier {
     std::vector<Series> result;
     if (hints.lazy) {
       // Sorted by labels that stay compact until taken (SelectionLabels).
-      auto labels = std::make_unique<SelectionLabels>();
+      auto selection = std::make_unique<Selection>(this);
       absl::Status st = db_->ForEachMatchingSeries(
           tenant_, matchers, mint_, maxt_,
           [&](uint64_t id, std::string_view bytes, std::span<const LabelView> views) {
-            const uint64_t hash = SeriesHash(tenant_, LabelsHash(views));
-            result.push_back(Series{{}, std::make_unique<LazySeriesIterator>(this, id, hash),
-                                    labels.get(), labels->size()});
-            labels->Add(bytes);
+            result.push_back(
+                Series{{}, nullptr, selection.get(), static_cast<uint32_t>(selection->size())});
+            selection->Add(id, SeriesHash(tenant_, LabelsHash(views)), bytes);
           },
           // A selection of 500 k series grown by doubling would hold up to 3x its size while
           // it moves.
           [&](size_t n) {
             result.reserve(n);
-            labels->Reserve(n);
+            selection->Reserve(n);
           });
       if (!st.ok()) return st;
-      labels->Rank();
-      std::sort(result.begin(), result.end(), [&labels](const Series& a, const Series& b) {
-        return labels->Less(a.label_index, b.label_index);
+      if (selection->size() > std::numeric_limits<uint32_t>::max()) {
+        return absl::ResourceExhaustedError("a selection of 2^32 series or more");
+      }
+      selection->Rank();
+      std::sort(result.begin(), result.end(), [&selection](const Series& a, const Series& b) {
+        return selection->Less(a.index, b.index);
       });
-      selections_.push_back(std::move(labels));
+      selections_.push_back(std::move(selection));
       return result;
     }
     auto selected = SelectLabels(matchers);
@@ -411,20 +395,21 @@ class QuerierImpl : public Querier {
   DBImpl* const db_;
   const uint32_t tenant_;
   const int64_t mint_, maxt_;
-  std::vector<std::unique_ptr<SelectionLabels>> selections_;  // of the lazy Selects
+  std::vector<std::unique_ptr<Selection>> selections_;  // of the lazy Selects
   // LoadSamples' iterator over `chunks`, registered with the DB, which drops it when it closes.
   const std::shared_ptr<ChunkIteratorRegistry> registry_;
   CachedChunkIterator chunk_it_;
 };
 
-bool LazySeriesIterator::Load() {
-  if (querier_ != nullptr) {
-    absl::StatusOr<std::unique_ptr<SampleIterator>> loaded = querier_->LoadSamples(id_, hash_);
-    querier_ = nullptr;
-    if (!loaded.ok()) status_ = loaded.status();
-    else inner_ = *std::move(loaded);
+std::unique_ptr<SampleIterator> Selection::SamplesAt(size_t index) {
+  if (index >= refs_.size()) {
+    return NewEmptySampleIterator(absl::OutOfRangeError("no such series in the selection"));
   }
-  return inner_ != nullptr;
+  absl::StatusOr<std::unique_ptr<SampleIterator>> loaded =
+      querier_->LoadSamples(refs_[index].id, refs_[index].hash);
+  if (!loaded.ok()) return NewEmptySampleIterator(loaded.status());
+  if (*loaded == nullptr) return NewEmptySampleIterator();
+  return *std::move(loaded);
 }
 
 class TenantQueryable : public Queryable {

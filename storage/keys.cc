@@ -659,10 +659,42 @@ std::string StateKey(uint32_t tenant, std::string_view key) {
 
 namespace tidemark {
 
+namespace {
+
+class EmptySampleIterator : public SampleIterator {
+ public:
+  explicit EmptySampleIterator(absl::Status status) : status_(std::move(status)) {}
+  bool Next() override { return false; }
+  bool Seek(int64_t) override { return false; }
+  Sample At() const override { return Sample{}; }
+  absl::Status status() const override { return status_; }
+
+ private:
+  const absl::Status status_;
+};
+
+}  // namespace
+
+std::unique_ptr<SampleIterator> NewEmptySampleIterator(absl::Status status) {
+  return std::make_unique<EmptySampleIterator>(std::move(status));
+}
+
 absl::StatusOr<Labels> Series::TakeLabels() {
-  if (label_source == nullptr) return std::move(labels);
-  LabelSource* source = std::exchange(label_source, nullptr);
-  return source->LabelsAt(label_index);
+  if (source == nullptr || labels_taken) return std::move(labels);
+  labels_taken = true;
+  return source->LabelsAt(index);
+}
+
+SampleIterator& Series::Samples() {
+  if (samples == nullptr) {
+    samples = source != nullptr ? source->SamplesAt(index) : NewEmptySampleIterator();
+  }
+  return *samples;
+}
+
+uint64_t Series::ReadOrder() const {
+  if (samples != nullptr) return samples->ReadOrder();
+  return source != nullptr ? source->ReadOrderAt(index) : 0;
 }
 
 }  // namespace tidemark

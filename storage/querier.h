@@ -40,27 +40,40 @@ class SampleIterator {
   virtual uint64_t ReadOrder() const { return 0; }
 };
 
-// Where the labels of a lazy selection's series are read from when they are taken (see
-// SelectHints::lazy). Owned by the querier, which outlives its series.
-class LabelSource {
+// Where the series of a lazy selection come from (see SelectHints::lazy): their labels and
+// their samples, read when they are taken. Owned by the querier, which outlives its series.
+class SeriesSource {
  public:
-  virtual ~LabelSource() = default;
+  virtual ~SeriesSource() = default;
   // The labels of the series at `index` of the selection. Cheapest in increasing index order.
   virtual absl::StatusOr<Labels> LabelsAt(size_t index) = 0;
+  // An iterator over the samples of the series at `index` within the querier's time range
+  // (empty when it has none there; failing with the read's error).
+  virtual std::unique_ptr<SampleIterator> SamplesAt(size_t index) = 0;
+  // SampleIterator::ReadOrder of that series.
+  virtual uint64_t ReadOrderAt(size_t index) const = 0;
 };
+
+// An iterator without samples whose status() is `status`.
+std::unique_ptr<SampleIterator> NewEmptySampleIterator(absl::Status status = absl::OkStatus());
 
 // One series: its labels and an iterator over its samples within the querier's time range.
 struct Series {
   Labels labels;
   std::unique_ptr<SampleIterator> samples;
-  // With SelectHints::lazy a querier may leave `labels` empty and have TakeLabels read them
-  // from here: selecting a million series then holds no labels at all (as a Labels, ~800
-  // bytes each; encoded, ~200).
-  LabelSource* label_source = nullptr;
-  size_t label_index = 0;
+  // With SelectHints::lazy a querier may leave `labels` empty and `samples` null, and have
+  // TakeLabels and Samples read them from here: selecting a million series then holds no labels
+  // (as a Labels, ~800 bytes each; encoded, ~200) and no iterators (~64 bytes each).
+  SeriesSource* source = nullptr;
+  uint32_t index = 0;  // in the source's selection
+  bool labels_taken = false;
 
-  // The labels, moved out of this series (or read from its label source).
+  // The labels, moved out of this series (or read from its source); empty once taken.
   absl::StatusOr<Labels> TakeLabels();
+  // The samples' iterator (made from the source when first used; after `samples` is reset,
+  // made again, from the start).
+  SampleIterator& Samples();
+  uint64_t ReadOrder() const;
 };
 
 // Hints from PromQL about what a selection is for; a querier may ignore them.

@@ -216,8 +216,8 @@ TEST_F(DBTest, LazySelectSortsByLabelsKeptAsPairRanks) {
     absl::StatusOr<Labels> labels = s.TakeLabels();
     ASSERT_TRUE(labels.ok()) << labels.status();
     EXPECT_EQ(*labels, sorted[i]) << i;
-    ASSERT_TRUE(s.samples->Next());
-    EXPECT_EQ(s.samples->At().v, static_cast<double>(i));
+    ASSERT_TRUE(s.Samples().Next());
+    EXPECT_EQ(s.Samples().At().v, static_cast<double>(i));
   }
   // Taken once: a second take gives what is left (nothing).
   absl::StatusOr<Labels> again = (*lazy)[0].TakeLabels();
@@ -243,8 +243,8 @@ TEST_F(DBTest, AQuerierReadsSamplesSealedBetweenTwoOfItsReads) {
   ASSERT_EQ(lazy->size(), 2u);
   auto read = [](Series& s) {
     std::vector<Sample> v;
-    while (s.samples->Next()) v.push_back(s.samples->At());
-    EXPECT_TRUE(s.samples->status().ok()) << s.samples->status();
+    while (s.Samples().Next()) v.push_back(s.Samples().At());
+    EXPECT_TRUE(s.Samples().status().ok()) << s.Samples().status();
     return v;
   };
   EXPECT_EQ(read((*lazy)[0]), Range(0, 140000, 10000));
@@ -274,9 +274,9 @@ TEST_F(DBTest, LazySelectReadsTheSameSamplesWhenIterated) {
     std::map<std::string, std::vector<Sample>> out;
     for (Series& s : set) {
       std::vector<Sample> v;
-      while (s.samples->Next()) v.push_back(s.samples->At());
-      EXPECT_TRUE(s.samples->status().ok()) << s.samples->status();
-      EXPECT_FALSE(s.samples->Next());  // exhausted (and released) stays exhausted
+      while (s.Samples().Next()) v.push_back(s.Samples().At());
+      EXPECT_TRUE(s.Samples().status().ok()) << s.Samples().status();
+      EXPECT_FALSE(s.Samples().Next());  // exhausted stays exhausted
       absl::StatusOr<Labels> labels = s.TakeLabels();
       EXPECT_TRUE(labels.ok()) << labels.status();
       if (!v.empty()) out[labels->ToString()] = v;
@@ -288,7 +288,7 @@ TEST_F(DBTest, LazySelectReadsTheSameSamplesWhenIterated) {
   // Sorted by labels, as the eager selection.
   std::vector<Labels> lazy_labels;
   for (Series& s : *lazy) {
-    Series copy{{}, nullptr, s.label_source, s.label_index};
+    Series copy{{}, nullptr, s.source, s.index};
     lazy_labels.push_back(*copy.TakeLabels());
   }
   for (size_t i = 1; i < lazy_labels.size(); ++i) EXPECT_LT(lazy_labels[i - 1], lazy_labels[i]);
@@ -310,8 +310,8 @@ TEST_F(DBTest, LazySelectReadsTheSameSamplesWhenIterated) {
   lazy = (*q)->Select({Name("m"), M(MatchType::kEqual, "s", "a")}, lazy_hints);
   ASSERT_TRUE(lazy.ok());
   ASSERT_EQ(lazy->size(), 1u);
-  ASSERT_TRUE((*lazy)[0].samples->Seek(95000));
-  EXPECT_EQ((*lazy)[0].samples->At().t, 100000);
+  ASSERT_TRUE((*lazy)[0].Samples().Seek(95000));
+  EXPECT_EQ((*lazy)[0].Samples().At().t, 100000);
 }
 
 TEST_F(DBTest, CommitIsAllOrNothing) {
