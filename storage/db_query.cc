@@ -104,11 +104,6 @@ class SeriesIterator : public SampleIterator {
 
 class QuerierImpl;
 
-// A series whose samples are read when it is first iterated, and let go once it is exhausted.
-// A query holds one per selected series until it reads it (500 k for a dashboard panel at 1 M
-// series), so it is kept small: the querier, the series' id and hash, no std::function.
-class QuerierImpl;
-
 class EmptyQuerier : public Querier {
  public:
   absl::StatusOr<std::vector<Series>> Select(const std::vector<LabelMatcher>& matchers,
@@ -243,7 +238,7 @@ class QuerierImpl : public Querier {
                                              const SelectHints& hints) override {
     std::vector<Series> result;
     if (hints.lazy) {
-      // Sorted by labels that stay compact until taken (SelectionLabels).
+      // Sorted by labels that stay compact until taken (Selection).
       auto selection = std::make_unique<Selection>(this);
       absl::Status st = db_->ForEachMatchingSeries(
           tenant_, matchers, mint_, maxt_,
