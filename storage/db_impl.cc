@@ -28,6 +28,11 @@ namespace {
 
 constexpr int64_t kIdleChunkMs = 3600 * 1000;
 
+// What a shard's hash set takes besides its series: a slot pointer and a control byte each.
+int64_t SetBytesLocked(const Head::Shard& shard) ABSL_EXCLUSIVE_LOCKS_REQUIRED(shard.mu) {
+  return static_cast<int64_t>(shard.series.capacity() * (sizeof(void*) + 1));
+}
+
 }  // namespace
 
 DBImpl::DBImpl(const Options& options) : options_(options) {}
@@ -769,7 +774,7 @@ int64_t DBImpl::HeadMemoryBytes() {
   int64_t bytes = LabelPool::Global().MemoryBytes();
   for (Head::Shard& shard : head_.shards()) {
     absl::MutexLock lock(&shard.mu);
-    bytes += static_cast<int64_t>(shard.series.capacity() * (sizeof(void*) + 1));
+    bytes += SetBytesLocked(shard);
     for (const MemSeries* s : shard.series) bytes += s->MemoryBytes();
   }
   return bytes;
@@ -924,7 +929,7 @@ Stats DBImpl::GetStats() {
   for (Head::Shard& shard : head_.shards()) {
     absl::MutexLock lock(&shard.mu);
     stats.head_series += static_cast<int64_t>(shard.series.size());
-    stats.head_bytes += static_cast<int64_t>(shard.series.capacity() * (sizeof(void*) + 1));
+    stats.head_bytes += SetBytesLocked(shard);
     for (const MemSeries* s : shard.series) {
       stats.head_bytes += s->MemoryBytes();
       stats.head_chunk_bytes += s->open.MemoryBytes();

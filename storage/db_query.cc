@@ -5,6 +5,7 @@
 #include <functional>
 #include <limits>
 #include <memory>
+#include <optional>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -351,7 +352,9 @@ class QuerierImpl : public Querier {
       chunk_it_.writes = writes;
       chunk_it_.fills_cache = fill_cache;
     }
-    BlockReadCounter block_reads;
+    // Counted only while the reads still fill the cache (the count decides nothing after).
+    std::optional<BlockReadCounter> block_reads;
+    if (fill_cache) block_reads.emplace();
     SeriesChunks chunks(chunk_it_.it.get(), tenant_, id, mint_, maxt_, db_->chunk_days());
     for (; chunks.Valid(); chunks.Next()) {
       const std::string_view chunk = chunks.value();
@@ -376,7 +379,7 @@ class QuerierImpl : public Querier {
         }
       }
     }
-    chunk_it_.bytes_read += block_reads.bytes();
+    if (block_reads) chunk_it_.bytes_read += block_reads->bytes();
     if (!chunks.status().ok()) {
       return absl::InternalError(absl::StrCat("read chunks: ", chunks.status().ToString()));
     }
@@ -449,10 +452,11 @@ absl::Status DBImpl::ForEachMatchingSeries(
     for (size_t i = 0; i < n; ++i) keys.push_back(SeriesByIdKey(tenant, (*ids)[begin + i]));
     for (const std::string& k : keys) slices.emplace_back(k);
     read.fill_cache = bytes_read <= query_cache_fill_bytes_;
-    BlockReadCounter block_reads;
+    std::optional<BlockReadCounter> block_reads;
+    if (read.fill_cache) block_reads.emplace();
     db_->MultiGet(read, series_cf(), n, slices.data(), values.data(), statuses.data(),
                   /*sorted_input=*/true);
-    bytes_read += block_reads.bytes();
+    if (block_reads) bytes_read += block_reads->bytes();
     for (size_t i = 0; i < n; ++i) {
       const uint64_t id = (*ids)[begin + i];
       const rocksdb::Status& s = statuses[i];
