@@ -215,6 +215,41 @@ class Decoder {
     return true;
   }
 
+  // The shape nearly every Label has: name (field 1) then value (field 2), each with a
+  // one-byte length, and nothing else. Decoded here without a call per field; anything else
+  // (longer strings, other fields, another order) goes through ParseLabel, which gives the same
+  // label for these bytes.
+  static bool ParseShortLabel(Ptr b, Ptr e, Rw1Label* label) {
+    const size_t size = static_cast<size_t>(e - b);
+    if (size < 4 || b[0] != Tag(1, kLengthDelimited)) return false;
+    const size_t n = b[1];
+    if (n >= 0x80 || n + 4 > size || b[n + 2] != Tag(2, kLengthDelimited)) return false;
+    const size_t m = b[n + 3];
+    if (m >= 0x80 || n + m + 4 != size) return false;
+    label->name = std::string_view(reinterpret_cast<const char*>(b + 2), n);
+    label->value = std::string_view(reinterpret_cast<const char*>(b + n + 4), m);
+    return true;
+  }
+
+  // A Sample as senders write it: value (field 1) then a timestamp (field 2) that ends the
+  // message, with the same meaning as ParseSample gives these bytes.
+  static bool ParseShortSample(Ptr b, Ptr e, Rw1Sample* sample) {
+    if (e - b < 11 || e - b > 20 || b[0] != Tag(1, kFixed64) || b[9] != Tag(2, kVarint)) {
+      return false;
+    }
+    uint64_t bits = 0;
+    for (int i = 8; i >= 1; --i) bits = bits << 8 | b[i];
+    uint64_t t = 0;
+    int shift = 0;
+    for (Ptr p = b + 10; p < e; ++p, shift += 7) {
+      t |= static_cast<uint64_t>(*p & 0x7f) << shift;
+      if ((*p < 0x80) != (p + 1 == e)) return false;  // the varint ends exactly at e
+    }
+    std::memcpy(&sample->value, &bits, sizeof bits);
+    sample->timestamp = static_cast<int64_t>(t);
+    return true;
+  }
+
   bool ParseSample(Ptr p, Ptr end, int depth) {
     static constexpr char kMessage[] = "Sample";
     Rw1Sample sample;
@@ -280,6 +315,25 @@ class Decoder {
     while (p < end) {
       uint32_t tag = 0;
       if (!ReadTag(p, end, &tag, kMessage)) return false;
+      // A label or sample of under 128 bytes in the usual shape: no further calls.
+      if (p < end && *p < 0x80 && *p < end - p) {
+        Ptr b = p + 1, e = b + *p;
+        if (tag == Tag(1, kLengthDelimited)) {
+          Rw1Label label;
+          if (ParseShortLabel(b, e, &label)) {
+            out_.labels.push_back(label);
+            p = e;
+            continue;
+          }
+        } else if (tag == Tag(2, kLengthDelimited)) {
+          Rw1Sample sample;
+          if (ParseShortSample(b, e, &sample)) {
+            out_.samples.push_back(sample);
+            p = e;
+            continue;
+          }
+        }
+      }
       switch (tag) {
         case Tag(1, kLengthDelimited): {
           Ptr b, e;

@@ -41,31 +41,102 @@ std::vector<std::pair<size_t, size_t>> ChunkCuts(const std::vector<Sample>& open
 
 namespace {
 
-// Hashes names and values as strings, whatever holds them: Labels and views of the same labels
-// hash alike.
-template <typename Range>
-struct LabelsRef {
-  const Range* labels;
-  template <typename H>
-  friend H AbslHashValue(H h, const LabelsRef& r) {
-    for (const auto& l : *r.labels) {
-      h = H::combine(std::move(h), absl::string_view(l.name.data(), l.name.size()),
-                     absl::string_view(l.value.data(), l.value.size()));
+uint64_t Load64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+uint64_t Load32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+// The 128-bit product of a and b, folded to 64 bits (wyhash's mixing step).
+uint64_t Fold(uint64_t a, uint64_t b) {
+  const unsigned __int128 r = static_cast<unsigned __int128>(a) * b;
+  return static_cast<uint64_t>(r) ^ static_cast<uint64_t>(r >> 64);
+}
+
+constexpr uint64_t kMix1 = 0xa0761d6478bd642fULL;
+constexpr uint64_t kMix2 = 0xe7037ed1a0b428dbULL;
+
+// Per process, as absl::Hash's seed is: the hash is never stored.
+uint64_t Seed() {
+  static const uint64_t seed = absl::HashOf(&kMix1);
+  return seed;
+}
+
+// h with the bytes and the length of `s` mixed in. Strings of up to 16 bytes (most label names
+// and values) take one multiplication, with reads that stay within the string.
+inline uint64_t MixString(uint64_t h, std::string_view s) {
+  const char* p = s.data();
+  const size_t n = s.size();
+  uint64_t a = 0, b = 0;
+  if (n <= 16) {
+    if (n >= 8) {
+      a = Load64(p);
+      b = Load64(p + n - 8);
+    } else if (n >= 4) {
+      a = Load32(p);
+      b = Load32(p + n - 4);
+    } else if (n > 0) {
+      a = static_cast<uint64_t>(static_cast<uint8_t>(p[0])) << 16 |
+          static_cast<uint64_t>(static_cast<uint8_t>(p[n >> 1])) << 8 |
+          static_cast<uint8_t>(p[n - 1]);
     }
-    return H::combine(std::move(h), r.labels->size());
+  } else {
+    size_t left = n;
+    while (left > 16) {
+      h = Fold(Load64(p) ^ kMix1, Load64(p + 8) ^ h);
+      p += 16;
+      left -= 16;
+    }
+    a = Load64(p + left - 16);  // the last 16 bytes (n > 16: within the string)
+    b = Load64(p + left - 8);
   }
-};
+  return Fold(a ^ kMix1, b ^ h ^ (n * kMix2));
+}
+
+template <typename Range>
+uint64_t HashLabels(const Range& labels) {
+  uint64_t h = Seed();
+  for (const auto& l : labels) {
+    h = MixString(h, std::string_view(l.name.data(), l.name.size()));
+    h = MixString(h, std::string_view(l.value.data(), l.value.size()));
+  }
+  return Fold(h ^ kMix2, labels.size() ^ kMix1);
+}
+
+// a[0, n) == b[0, n), without a call for the short strings labels mostly are.
+inline bool BytesEqual(const char* a, const char* b, size_t n) {
+  if (n >= 8) {
+    if (n > 16) return std::memcmp(a, b, n) == 0;
+    return Load64(a) == Load64(b) && Load64(a + n - 8) == Load64(b + n - 8);
+  }
+  if (n >= 4) return Load32(a) == Load32(b) && Load32(a + n - 4) == Load32(b + n - 4);
+  for (size_t i = 0; i < n; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
+// LabelEqualsEncoded, with the common case (both lengths one varint byte) inline.
+inline bool LabelEquals(std::string_view name, std::string_view value, std::string_view pair) {
+  const size_t n = name.size(), m = value.size();
+  if (n >= 0x80 || m >= 0x80) return LabelEqualsEncoded(name, value, pair);
+  const char* p = pair.data();
+  return pair.size() == n + m + 2 && static_cast<uint8_t>(p[0]) == n &&
+         static_cast<uint8_t>(p[n + 1]) == m && BytesEqual(p + 1, name.data(), n) &&
+         BytesEqual(p + n + 2, value.data(), m);
+}
 
 }  // namespace
 
-uint64_t LabelsHash(const Labels& labels) {
-  return absl::Hash<LabelsRef<Labels>>{}(LabelsRef<Labels>{&labels});
-}
+uint64_t LabelsHash(const Labels& labels) { return HashLabels(labels); }
 
-uint64_t LabelsHash(std::span<const LabelView> labels) {
-  using Views = std::span<const LabelView>;
-  return absl::Hash<LabelsRef<Views>>{}(LabelsRef<Views>{&labels});
-}
+uint64_t LabelsHash(std::span<const LabelView> labels) { return HashLabels(labels); }
 
 bool LabelsArg::EqualsEncoded(std::string_view bytes) const {
   return labels != nullptr ? LabelsEqualEncoded(*labels, bytes) : LabelsEqualEncoded(views, bytes);
@@ -131,7 +202,7 @@ bool PairsEqual(const Range& labels, const uint32_t* ids, uint32_t n) {
   const LabelPool& pool = LabelPool::Global();
   for (uint32_t i = 0; i < n; ++i) {
     const auto& l = labels[i];
-    if (!LabelEqualsEncoded(l.name, l.value, pool.Get(ids[i]))) return false;
+    if (!LabelEquals(l.name, l.value, pool.Get(ids[i]))) return false;
   }
   return true;
 }

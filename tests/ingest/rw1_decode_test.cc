@@ -269,6 +269,40 @@ TEST(Rw1DecodeTest, VarintsAndTagsWrapAsLibprotobufDoes) {
   EXPECT_EQ(r.metadata[1].type, -1);
 }
 
+// The decoder reads labels and samples of the usual shape without a call per field; the shapes
+// just beside it must come out as libprotobuf reads them.
+TEST(Rw1DecodeTest, ShapesBesideTheUsualLabelAndSampleDecodeAlike) {
+  const std::string n127(127, 'n'), v127(127, 'v'), v128(128, 'w');
+  const std::string labels =
+      Len(1, LabelMsg("a", "")) +                     // empty value, present
+      Len(1, Len(1, "b")) +                           // value omitted
+      Len(1, Len(2, "1") + Len(1, "c")) +             // value before name
+      Len(1, LabelMsg("d", "2") + VarintField(3, 9)) +  // an unknown field after
+      Len(1, LabelMsg("e", "3") + Len(2, "4")) +      // the value twice: the last wins
+      Len(1, LabelMsg(n127, "5")) + Len(1, LabelMsg("f", v128)) + Len(1, LabelMsg("g", v127));
+  const std::string samples =
+      Len(2, SampleMsg(1.5, 1796623080000)) +
+      Len(2, VarintField(2, 7) + DoubleField(1, 2.5)) +          // timestamp first
+      Len(2, SampleMsg(3.5, 5) + VarintField(2, 6)) +            // the timestamp twice
+      Len(2, DoubleField(1, 4.5) + Tag(2, 0) + std::string("\x80\x00", 2)) +  // long zero
+      Len(2, DoubleField(1, 5.5));                               // no timestamp
+  const std::string bytes = Series(labels + samples);  // the views point into it
+  Rw1Request r;
+  ASSERT_TRUE(Decode(bytes, &r).ok());
+  ASSERT_EQ(r.series.size(), 1u);
+  EXPECT_EQ(LabelPairs(r.LabelsOf(r.series[0])),
+            (Pairs{{"a", ""}, {"b", ""}, {"c", "1"}, {"d", "2"}, {"e", "4"}, {n127, "5"},
+                   {"f", v128}, {"g", v127}}));
+  auto got = r.SamplesOf(r.series[0]);
+  ASSERT_EQ(got.size(), 5u);
+  const std::vector<std::pair<double, int64_t>> want = {
+      {1.5, 1796623080000}, {2.5, 7}, {3.5, 6}, {4.5, 0}, {5.5, 0}};
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i].value, want[i].first) << i;
+    EXPECT_EQ(got[i].timestamp, want[i].second) << i;
+  }
+}
+
 TEST(Rw1DecodeTest, NanAndInfinityKeepEveryBit) {
   const uint64_t stale = 0x7ff0000000000002ULL;  // Prometheus's stale marker
   const std::string bytes =

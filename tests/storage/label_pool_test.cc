@@ -2,6 +2,7 @@
 // reference; series keep their labels as pool ids and still compare and rebuild them exactly.
 #include "storage/label_pool.h"
 
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -16,6 +17,7 @@ namespace {
 
 using internal::LabelPool;
 using internal::LabelsArg;
+using internal::LabelsHash;
 using internal::DecodeLabelViews;
 using internal::EncodeLabels;
 using internal::MemSeries;
@@ -127,6 +129,42 @@ TEST(LabelPoolTest, BytesThatAreNotWholeLabelsComeBackAsGiven) {
   bytes.append("ab");
   std::unique_ptr<MemSeries> s = MemSeries::Make(bytes);
   EXPECT_EQ(s->LabelBytes(), bytes);
+}
+
+// The head finds a series by LabelsHash and confirms it with LabelsEqual, both of which read
+// short strings in pieces: every length class, and a change at every position, must show.
+TEST(LabelPoolTest, HashAndCompareSeeEveryByteOfEveryLength) {
+  std::set<uint64_t> hashes;
+  size_t variants = 0;
+  for (size_t n : {0, 1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 127, 128, 300}) {
+    std::string value(n, 'x');
+    for (size_t i = 0; i < n; ++i) value[i] = static_cast<char>('a' + i % 26);
+    const Labels base = Labels::FromUnsorted({{"job", "api"}, {"v", value}});
+    std::string bytes;
+    EncodeLabels(base, &bytes);
+    std::unique_ptr<MemSeries> s = MemSeries::Make(bytes);
+    std::vector<LabelView> views;
+    ASSERT_TRUE(DecodeLabelViews(bytes, &views));
+    EXPECT_EQ(LabelsHash(base), LabelsHash(std::span<const LabelView>(views))) << n;
+    EXPECT_TRUE(s->LabelsEqual(LabelsArg(&base))) << n;
+    hashes.insert(LabelsHash(base));
+    ++variants;
+    for (size_t i = 0; i < n; ++i) {
+      std::string changed = value;
+      changed[i] ^= 1;
+      const Labels other = Labels::FromUnsorted({{"job", "api"}, {"v", changed}});
+      EXPECT_FALSE(s->LabelsEqual(LabelsArg(&other))) << n << " at " << i;
+      hashes.insert(LabelsHash(other));
+      ++variants;
+    }
+  }
+  // The same bytes split differently between names and values are other label sets.
+  const Labels ab_c = Labels::FromUnsorted({{"ab", "c"}});
+  const Labels a_bc = Labels::FromUnsorted({{"a", "bc"}});
+  hashes.insert(LabelsHash(ab_c));
+  hashes.insert(LabelsHash(a_bc));
+  variants += 2;
+  EXPECT_EQ(hashes.size(), variants);  // no two of these ~800 label sets share a hash
 }
 
 }  // namespace
