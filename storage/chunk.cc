@@ -166,8 +166,15 @@ bool FitsSigned(int64_t v, int width) {
   return v >= lo && v <= hi;
 }
 
-void EncodeDeltaOfDelta(std::span<const Sample> samples, std::string* out) {
-  internal::BitWriter w(out);
+// Counts the bits an encoder would write, to size a candidate without writing it.
+struct BitCounter {
+  size_t bits = 0;
+  void WriteBit(bool) { ++bits; }
+  void WriteBits(uint64_t, int n) { bits += static_cast<size_t>(n); }
+};
+
+template <typename Writer>
+void DeltaOfDelta(std::span<const Sample> samples, Writer& w) {
   uint64_t prev_delta = 0;
   for (size_t i = 1; i < samples.size(); ++i) {
     uint64_t delta = static_cast<uint64_t>(samples[i].t) - static_cast<uint64_t>(samples[i - 1].t);
@@ -192,11 +199,10 @@ void EncodeDeltaOfDelta(std::span<const Sample> samples, std::string* out) {
       w.WriteBits(static_cast<uint64_t>(dod), 64);
     }
   }
-  w.Finish();
 }
 
-void EncodeXor(std::span<const Sample> samples, std::string* out) {
-  internal::BitWriter w(out);
+template <typename Writer>
+void Xor(std::span<const Sample> samples, Writer& w) {
   uint64_t prev = Bits(samples[0].v);
   w.WriteBits(prev, 64);
   int leading = 0, trailing = 0;
@@ -227,9 +233,22 @@ void EncodeXor(std::span<const Sample> samples, std::string* out) {
       has_window = true;
     }
   }
-  w.Finish();
 }
 
+// Bytes of a column an encoder above would write (whole bytes, as BitWriter::Finish pads).
+template <void (*Encode)(std::span<const Sample>, BitCounter&)>
+size_t EncodedBytes(std::span<const Sample> samples) {
+  BitCounter c;
+  Encode(samples, c);
+  return (c.bits + 7) / 8;
+}
+
+template <void (*Encode)(std::span<const Sample>, internal::BitWriter&)>
+void AppendEncoded(std::span<const Sample> samples, std::string* out) {
+  internal::BitWriter w(out);
+  Encode(samples, w);
+  w.Finish();
+}
 
 // ---- Decimals in disguise ----------------------------------------------------------------
 
@@ -272,6 +291,10 @@ struct EncodeScratch {
   std::vector<int64_t> mants;
   std::vector<uint32_t> exceptions;
   std::string cand, best;
+  // The timestamps of the last irregular timestamp column encoded, and that column.
+  std::vector<int64_t> last_ts;
+  std::string last_ts_col;
+  TimestampEncoding last_ts_enc = TimestampEncoding::kDeltaOfDelta;
 };
 
 EncodeScratch& Scratch() {
@@ -403,10 +426,12 @@ ValueEncoding AppendValues(std::span<const Sample> samples, std::string* out) {
     AppendFloatBits(samples, sc, &sc.cand);
     consider(ValueEncoding::kFloatBits);
   }
-  // XOR costs at least 64 bits plus one bit a sample: skip it when that cannot win.
-  if (!have_best || sc.best.size() > 8 + (n - 1 + 7) / 8) {
+  // XOR costs at least 64 bits plus one bit a sample: skip it when that cannot win, and write
+  // it only when it does.
+  if (!have_best || (sc.best.size() > 8 + (n - 1 + 7) / 8 &&
+                     EncodedBytes<Xor<BitCounter>>(samples) < sc.best.size())) {
     sc.cand.clear();
-    EncodeXor(samples, &sc.cand);
+    AppendEncoded<Xor<internal::BitWriter>>(samples, &sc.cand);
     consider(ValueEncoding::kXor);
   }
   out->append(sc.best);
@@ -469,13 +494,27 @@ absl::Status EncodeChunk(std::span<const Sample> samples, std::string* out) {
   TimestampEncoding ts_enc = TimestampEncoding::kRegular;
   std::string ts_col;
   if (!regular) {
-    EncodeDeltaOfDelta(samples, &ts_col);
-    ts_enc = TimestampEncoding::kDeltaOfDelta;
-    std::string packed;
-    EncodePackedTimestamps(samples, &packed);
-    if (packed.size() < ts_col.size()) {
-      ts_col.swap(packed);
+    // The series of one scrape target share their timestamps, and their chunks are sealed one
+    // after the other: the column of the previous chunk sealed by this thread often fits.
+    EncodeScratch& sc = Scratch();
+    const bool same = sc.last_ts.size() == samples.size() &&
+                      std::equal(samples.begin(), samples.end(), sc.last_ts.begin(),
+                                 [](const Sample& s, int64_t t) { return s.t == t; });
+    if (same) {
+      ts_col = sc.last_ts_col;
+      ts_enc = sc.last_ts_enc;
+    } else {
+      EncodePackedTimestamps(samples, &ts_col);
       ts_enc = TimestampEncoding::kPacked;
+      if (EncodedBytes<DeltaOfDelta<BitCounter>>(samples) <= ts_col.size()) {
+        ts_col.clear();
+        AppendEncoded<DeltaOfDelta<internal::BitWriter>>(samples, &ts_col);
+        ts_enc = TimestampEncoding::kDeltaOfDelta;
+      }
+      sc.last_ts.resize(samples.size());
+      for (size_t i = 0; i < samples.size(); ++i) sc.last_ts[i] = samples[i].t;
+      sc.last_ts_col = ts_col;
+      sc.last_ts_enc = ts_enc;
     }
   }
 

@@ -8,6 +8,7 @@
 #include <limits>
 #include <random>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "storage/bit_stream.h"
@@ -315,6 +316,31 @@ std::vector<Sample> MakeShape(Shape shape, std::mt19937_64& rng, size_t n = 120)
 // Sizes are pinned so that a compression regression fails: the bound is the measured size
 // plus ~10% (measured values in comments, bytes for 120 samples including the ~14-byte
 // header). The lower bounds catch a codec that drops information.
+// The encoder reuses the timestamp column of the last chunk it encoded when the timestamps are
+// the same (the series of one scrape target): the bytes must be those a fresh encoder writes,
+// and a chunk whose timestamps differ by one millisecond must not get the old column.
+TEST(ChunkTest, ReusedTimestampColumnIsTheOneAFreshEncoderWrites) {
+  std::mt19937_64 rng(7);
+  const std::vector<Sample> counter = JitteredCounter(120, rng);
+  std::vector<Sample> gauge = counter;
+  for (size_t i = 0; i < gauge.size(); ++i) gauge[i].v = 0.25 * static_cast<double>(i % 7);
+  std::vector<Sample> moved = gauge;
+  moved[60].t += 1;
+  std::vector<Sample> short_one(gauge.begin(), gauge.end() - 1);
+
+  const std::vector<const std::vector<Sample>*> chunks = {&counter, &gauge, &moved, &short_one};
+  std::vector<std::string> fresh;  // each encoded by a thread that encoded nothing before
+  for (const auto* samples : chunks) {
+    std::thread([&] { fresh.push_back(Encode(*samples)); }).join();
+  }
+  std::vector<std::string> in_turn;  // one after the other on this thread
+  for (const auto* samples : chunks) {
+    in_turn.push_back(Encode(*samples));
+    ExpectRoundTrip(*samples);
+  }
+  EXPECT_EQ(in_turn, fresh);
+}
+
 TEST(ChunkTest, EncodedSizeWithinBand) {
   struct Band {
     Shape shape;
