@@ -451,6 +451,7 @@ WriteResult HandleRemoteWrite(std::string_view body, std::string_view content_en
   // --- series ---
   // Labels stay views into *decoded: the appender copies them only for a series it does not
   // hold, and validates those (a known one was valid when it was made).
+  appender.Reserve(request.series.size());
   SideData side;
   for (const internal::Rw1Series& ts : request.series) {
     const std::span<const LabelView> labels = request.LabelsOf(ts);

@@ -56,6 +56,10 @@ class Appender {
 
   // Samples buffered since the last Commit/Rollback.
   virtual size_t pending() const = 0;
+
+  // A hint: about `series` distinct series follow before the next Commit (a request's count),
+  // so buffers are sized once instead of growing.
+  virtual void Reserve(size_t series) {}
 };
 
 }  // namespace tidemark

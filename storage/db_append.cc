@@ -76,6 +76,11 @@ class AppenderImpl : public Appender {
 
   size_t pending() const override { return count_; }
 
+  void Reserve(size_t series) override {
+    index_.reserve(series);
+    pending_.reserve(series);
+  }
+
  private:
   // The series' samples in the request so far, then the head: the series is pinned while the
   // appender holds it. Labels are copied only for a series the head does not hold.
@@ -313,6 +318,7 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
 
   struct Plan {
     MemSeries* series = nullptr;
+    size_t pending_index = 0;
     absl::InlinedVector<Sample, 2> samples;  // accepted in order (newer than the tail), increasing
     absl::InlinedVector<Sample, 1> ooo;      // accepted out of order (within the window), increasing
     bool prev_has_tail = false;
@@ -371,6 +377,7 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
         absl::MutexLock lock(&head_.ShardOf(*s).mu);
         Plan plan;
         plan.series = s;
+        plan.pending_index = i;
         bool has = s->has_tail;
         Sample last = s->tail;
         bool unchecked = false;
@@ -438,6 +445,7 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
   // One batch: series index keys, postings of new days, the WAL record.
   rocksdb::WriteBatch batch;
   std::string record;
+  record.reserve(16 + plans.size() * 32);  // a series with one sample takes ~16 bytes
   size_t entries = 0;
   for (const Plan& plan : plans) {
     entries += (plan.samples.empty() ? 0 : 1) + (plan.ooo.empty() ? 0 : 1);
@@ -530,6 +538,7 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
     MemSeries* s = plan.series;
     Head::Shard& shard = head_.ShardOf(*s);
     absl::MutexLock lock(&shard.mu);
+    bool keep_pin = false;
     if (s->bounded) {
       // Written again: its end time no longer holds (before any sample becomes visible).
       bounds_.Clear(s->id);
@@ -547,7 +556,10 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
         }
         s->open.Insert(x);
       }
-      if (!older.empty()) merges.emplace_back(s, std::move(older));
+      if (!older.empty()) {
+        merges.emplace_back(s, std::move(older));
+        keep_pin = true;  // MergeLateSamples uses the series after the apply
+      }
       NoteTime(plan.ooo.front().t);
       appended += static_cast<int64_t>(plan.ooo.size());
     }
@@ -576,6 +588,12 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
     if (--s->inflight == 0) s->inflight_min_t = std::numeric_limits<int64_t>::max();
     SealJob job;
     if (PrepareSealLocked(s, false, &chunks, &job)) jobs.push_back(job);
+    if (!keep_pin) {
+      // The appender's pin, dropped here rather than under another lock after the commit (a
+      // seal under way keeps the series in the head by itself).
+      --s->pins;
+      pending[plan.pending_index].series = nullptr;
+    }
   }
   samples_appended_ += appended;
   if (!jobs.empty()) {

@@ -169,7 +169,8 @@ class DBImpl : public DB {
   // Merges late samples (increasing, each series' own) into the sealed chunks of their time,
   // and writes them (not synced: the WAL holds them until the records are released).
   absl::Status MergeLateSamples(std::span<const std::pair<MemSeries*, std::vector<Sample>>> late);
-  // Commits buffered samples atomically (see Appender::Commit). Unpins every pending series.
+  // Commits buffered samples atomically (see Appender::Commit). Drops the pin of each series it
+  // applied samples to and sets that entry's `series` to nullptr; the caller unpins the rest.
   absl::Status CommitPending(std::string_view tenant, std::vector<PendingSeries>& pending);
 
   Head& head() { return head_; }

@@ -298,12 +298,6 @@ uint64_t ZigZag(int64_t v) {
 }
 int64_t UnZigZag(uint64_t v) { return static_cast<int64_t>(v >> 1) ^ -static_cast<int64_t>(v & 1); }
 
-void PutU64LE(std::string* out, uint64_t v) {
-  char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
-  out->append(b, 8);
-}
-
 uint64_t GetU64LE(std::string_view in) {
   uint64_t v = 0;
   for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(in[i]);
@@ -318,27 +312,49 @@ void BeginWalRecord(std::string* out, size_t num_entries, int64_t base_t) {
   PutVarint(out, ZigZag(base_t));
 }
 
+namespace {
+
+char* WriteVarint(char* p, uint64_t v) {
+  while (v >= 0x80) {
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
+    v >>= 7;
+  }
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+}  // namespace
+
 void AppendWalEntry(std::string* out, int64_t base_t, uint32_t tenant, uint64_t series_id,
                     bool has_labels, std::string_view label_bytes, bool out_of_order,
                     const Sample* samples,
                     size_t num_samples) {
-  PutVarint(out, tenant);
-  PutVarint(out, series_id);
-  out->push_back(static_cast<char>((has_labels ? kWalFlagLabels : 0) |
-                                   (out_of_order ? kWalFlagOutOfOrder : 0)));
+  // Written in place into room for the longest encoding (varints of 10 bytes at most), then cut
+  // to what was written: no capacity check per byte.
+  const size_t old_size = out->size();
+  const size_t labels = has_labels ? label_bytes.size() : 0;
+  out->resize(old_size + 10 * 3 + 1 + (has_labels ? 10 : 0) + labels + 18 * num_samples);
+  char* p = out->data() + old_size;
+  p = WriteVarint(p, tenant);
+  p = WriteVarint(p, series_id);
+  *p++ = static_cast<char>((has_labels ? kWalFlagLabels : 0) |
+                           (out_of_order ? kWalFlagOutOfOrder : 0));
   if (has_labels) {
-    PutVarint(out, label_bytes.size());
-    out->append(label_bytes);
+    p = WriteVarint(p, labels);
+    std::memcpy(p, label_bytes.data(), labels);
+    p += labels;
   }
-  PutVarint(out, num_samples);
+  p = WriteVarint(p, num_samples);
   int64_t prev = base_t;
   for (size_t i = 0; i < num_samples; ++i) {
     // Wrapping difference: any pair of int64 timestamps round-trips.
-    PutVarint(out, ZigZag(static_cast<int64_t>(static_cast<uint64_t>(samples[i].t) -
-                                               static_cast<uint64_t>(prev))));
-    PutU64LE(out, std::bit_cast<uint64_t>(samples[i].v));
+    p = WriteVarint(p, ZigZag(static_cast<int64_t>(static_cast<uint64_t>(samples[i].t) -
+                                                   static_cast<uint64_t>(prev))));
+    const uint64_t bits = std::bit_cast<uint64_t>(samples[i].v);
+    for (int b = 0; b < 8; ++b) *p++ = static_cast<char>(bits >> (8 * b));  // little-endian
     prev = samples[i].t;
   }
+  out->resize(static_cast<size_t>(p - out->data()));
 }
 
 void EncodeWalRecord(const std::vector<WalEntry>& entries, std::string* out) {
