@@ -109,29 +109,6 @@ uint64_t HashLabels(const Range& labels) {
   return Fold(h ^ kMix2, labels.size() ^ kMix1);
 }
 
-// a[0, n) == b[0, n), without a call for the short strings labels mostly are.
-inline bool BytesEqual(const char* a, const char* b, size_t n) {
-  if (n >= 8) {
-    if (n > 16) return std::memcmp(a, b, n) == 0;
-    return Load64(a) == Load64(b) && Load64(a + n - 8) == Load64(b + n - 8);
-  }
-  if (n >= 4) return Load32(a) == Load32(b) && Load32(a + n - 4) == Load32(b + n - 4);
-  for (size_t i = 0; i < n; ++i) {
-    if (a[i] != b[i]) return false;
-  }
-  return true;
-}
-
-// LabelEqualsEncoded, with the common case (both lengths one varint byte) inline.
-inline bool LabelEquals(std::string_view name, std::string_view value, std::string_view pair) {
-  const size_t n = name.size(), m = value.size();
-  if (n >= 0x80 || m >= 0x80) return LabelEqualsEncoded(name, value, pair);
-  const char* p = pair.data();
-  return pair.size() == n + m + 2 && static_cast<uint8_t>(p[0]) == n &&
-         static_cast<uint8_t>(p[n + 1]) == m && BytesEqual(p + 1, name.data(), n) &&
-         BytesEqual(p + n + 2, value.data(), m);
-}
-
 }  // namespace
 
 uint64_t LabelsHash(const Labels& labels) { return HashLabels(labels); }
@@ -202,7 +179,7 @@ bool PairsEqual(const Range& labels, const uint32_t* ids, uint32_t n) {
   const LabelPool& pool = LabelPool::Global();
   for (uint32_t i = 0; i < n; ++i) {
     const auto& l = labels[i];
-    if (!LabelEquals(l.name, l.value, pool.Get(ids[i]))) return false;
+    if (!LabelEqualsEncoded(l.name, l.value, pool.Get(ids[i]))) return false;
   }
   return true;
 }

@@ -48,12 +48,23 @@ int32_t GetI32Ordered(std::string_view in) {
   return static_cast<int32_t>(GetU32BE(in) ^ (1U << 31));
 }
 
-void PutVarint(std::string* out, uint64_t v) {
+namespace {
+
+// Writes v as a varint (at most 10 bytes) at p; returns the end.
+char* WriteVarint(char* p, uint64_t v) {
   while (v >= 0x80) {
-    out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+    *p++ = static_cast<char>((v & 0x7f) | 0x80);
     v >>= 7;
   }
-  out->push_back(static_cast<char>(v));
+  *p++ = static_cast<char>(v);
+  return p;
+}
+
+}  // namespace
+
+void PutVarint(std::string* out, uint64_t v) {
+  char buf[10];
+  out->append(buf, static_cast<size_t>(WriteVarint(buf, v) - buf));
 }
 
 bool GetVarint(std::string_view* in, uint64_t* v) {
@@ -138,7 +149,7 @@ namespace {
 inline bool ConsumeLengthPrefixed(std::string_view* in, std::string_view s) {
   if (s.size() < 0x80) {  // one length byte: the common case, no varint decoding
     if (in->size() < s.size() + 1 || static_cast<uint8_t>((*in)[0]) != s.size() ||
-        std::memcmp(in->data() + 1, s.data(), s.size()) != 0) {
+        !BytesEqual(in->data() + 1, s.data(), s.size())) {
       return false;
     }
     in->remove_prefix(s.size() + 1);
@@ -169,7 +180,8 @@ bool LabelsEqualEncoded(std::span<const LabelView> labels, std::string_view byte
   return EqualEncoded(labels, bytes);
 }
 
-bool LabelEqualsEncoded(std::string_view name, std::string_view value, std::string_view pair) {
+bool LabelEqualsEncodedAnyLength(std::string_view name, std::string_view value,
+                                 std::string_view pair) {
   return ConsumeLengthPrefixed(&pair, name) && ConsumeLengthPrefixed(&pair, value) && pair.empty();
 }
 
@@ -311,19 +323,6 @@ void BeginWalRecord(std::string* out, size_t num_entries, int64_t base_t) {
   PutVarint(out, num_entries);
   PutVarint(out, ZigZag(base_t));
 }
-
-namespace {
-
-char* WriteVarint(char* p, uint64_t v) {
-  while (v >= 0x80) {
-    *p++ = static_cast<char>((v & 0x7f) | 0x80);
-    v >>= 7;
-  }
-  *p++ = static_cast<char>(v);
-  return p;
-}
-
-}  // namespace
 
 void AppendWalEntry(std::string* out, int64_t base_t, uint32_t tenant, uint64_t series_id,
                     bool has_labels, std::string_view label_bytes, bool out_of_order,

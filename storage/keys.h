@@ -7,6 +7,7 @@
 #define TIDEMARK_STORAGE_KEYS_H_
 
 #include <cstdint>
+#include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
@@ -67,8 +68,44 @@ bool DecodeLabelViews(std::string_view in, std::vector<LabelView>* out);
 // True when EncodeLabels(labels) == bytes, without encoding (no allocation).
 bool LabelsEqualEncoded(const Labels& labels, std::string_view bytes);
 bool LabelsEqualEncoded(std::span<const LabelView> labels, std::string_view bytes);
+// a[0, n) == b[0, n), without a call for strings of up to 16 bytes (most label names and
+// values): two overlapping loads from each, all within the strings.
+inline bool BytesEqual(const char* a, const char* b, size_t n) {
+  auto load64 = [](const char* p) {
+    uint64_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  };
+  auto load32 = [](const char* p) {
+    uint32_t v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+  };
+  if (n >= 8) {
+    if (n > 16) return std::memcmp(a, b, n) == 0;
+    return load64(a) == load64(b) && load64(a + n - 8) == load64(b + n - 8);
+  }
+  if (n >= 4) return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+  for (size_t i = 0; i < n; ++i) {
+    if (a[i] != b[i]) return false;
+  }
+  return true;
+}
+
 // One label's bytes (a "pair"): true when `pair` is exactly EncodeLabels of {name: value}.
-bool LabelEqualsEncoded(std::string_view name, std::string_view value, std::string_view pair);
+// Inline for a name and value of under 128 bytes each (one length byte each), which is how the
+// head confirms a series found by its hash.
+bool LabelEqualsEncodedAnyLength(std::string_view name, std::string_view value,
+                                 std::string_view pair);
+inline bool LabelEqualsEncoded(std::string_view name, std::string_view value,
+                               std::string_view pair) {
+  const size_t n = name.size(), m = value.size();
+  if (n >= 0x80 || m >= 0x80) return LabelEqualsEncodedAnyLength(name, value, pair);
+  const char* p = pair.data();
+  return pair.size() == n + m + 2 && static_cast<uint8_t>(p[0]) == n &&
+         static_cast<uint8_t>(p[n + 1]) == m && BytesEqual(p + 1, name.data(), n) &&
+         BytesEqual(p + n + 2, value.data(), m);
+}
 // Splits the first label's bytes off `*in` into *pair; false (nothing consumed) when `*in` does
 // not start with a whole label.
 bool SplitEncodedLabel(std::string_view* in, std::string_view* pair);
