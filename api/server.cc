@@ -8,6 +8,7 @@
 #include <chrono>
 #include <filesystem>
 #include <functional>
+#include <limits>
 #include <map>
 #include <optional>
 #include <set>
@@ -1129,6 +1130,13 @@ Server::Server(ServerOptions options) : impl_(std::make_unique<Impl>(std::move(o
   http.new_task_queue = [] { return new httplib::ThreadPool(32); };
   http.set_payload_max_length(static_cast<size_t>(impl->options.max_request_bytes));
   http.set_keep_alive_timeout(2);
+  // The library closes a connection after 5 requests by default; a remote-write shard would
+  // then connect again every 5 requests (a handshake, an accept and a worker handoff each).
+  // Prometheus's and Go's servers keep a connection for as many requests as it carries.
+  http.set_keep_alive_max_count(std::numeric_limits<size_t>::max());
+  // As Go's servers: a response's header and body writes go out at once, not after the
+  // client's delayed ACK of the first.
+  http.set_tcp_nodelay(true);
   http.set_read_timeout(30, 0);
   http.set_write_timeout(30, 0);
   http.set_exception_handler(
