@@ -2,7 +2,9 @@
 //
 // Per sample, Append hashes the labels once (LabelsHash), finds the series in the head by that
 // hash (no key string, no Labels copy for a known series), checks the sample against the
-// series' tail and keeps the pinned series pointer for Commit, which does not look it up again.
+// series' tail and keeps the series pointer for Commit, which does not look it up again. A
+// series' first sample in the appender, when newer than its tail (nearly always), is reserved
+// under the lock of that lookup: the commit then visits the series once, to apply it.
 #include <algorithm>
 
 #include "absl/container/flat_hash_map.h"
@@ -67,7 +69,9 @@ class AppenderImpl : public Appender {
 
   void Rollback() override {
     for (PendingSeries& p : pending_) {
-      if (p.series != nullptr) db_->Unpin(p.series);
+      if (p.series == nullptr) continue;
+      if (p.reserved) db_->Unreserve(p.series, p.reservation);
+      else db_->Unpin(p.series);
     }
     pending_.clear();
     index_.clear();
@@ -103,10 +107,14 @@ class AppenderImpl : public Appender {
     }
     if (!tenant_id_.has_value()) tenant_id_ = db_->FindTenant(tenant_);
     MemSeries* series = nullptr;
+    Reservation reservation;
+    bool reserved = false;
     if (tenant_id_.has_value()) {
       Verdict verdict = Verdict::kAccept;
-      absl::StatusOr<MemSeries*> found =
-          db_->FindSeriesPinned(*tenant_id_, lh, labels, sample, &verdict);
+      // The series' first sample here is reserved when it can be (see PendingSeries::reserved).
+      absl::StatusOr<MemSeries*> found = db_->FindSeriesForAppend(
+          *tenant_id_, lh, labels, sample, &verdict, p == nullptr ? &reservation : nullptr,
+          &reserved);
       if (!found.ok()) return found.status();
       series = *found;
       if (series != nullptr && verdict == Verdict::kOutOfOrder) {
@@ -143,6 +151,8 @@ class AppenderImpl : public Appender {
       p->labels_hash = lh;
       p->series = series;
       if (series == nullptr) p->labels = std::move(copy);
+      p->reserved = reserved;
+      if (reserved) p->reservation = reservation;
     } else if (series != nullptr) {
       // Pinned again by the lookup above; the pending entry holds one pin.
       if (p->series == nullptr) p->series = series;
@@ -179,9 +189,45 @@ class AppenderImpl : public Appender {
 
 }  // namespace
 
-absl::StatusOr<MemSeries*> DBImpl::FindSeriesPinned(uint32_t tenant, uint64_t labels_hash,
-                                                     LabelsArg labels, const Sample& sample,
-                                                     Verdict* verdict) {
+namespace {
+
+// Reserves `x` (newer than the tail) in s for an appender; r learns how to undo it.
+void ReserveLocked(MemSeries* s, const Sample& x, Reservation* r) {
+  r->sample = x;
+  r->prev_has_tail = s->has_tail;
+  r->prev_tail = s->tail;
+  r->write_index = !s->indexed;
+  r->indexed_day = s->last_indexed_day;
+  s->has_tail = true;
+  s->tail = x;
+  if (s->inflight++ == 0) s->inflight_min_t = x.t;
+  else s->inflight_min_t = std::min(s->inflight_min_t, x.t);
+}
+
+// Gives up a reservation that moved the tail to `reserved_t` from `prev` (had_tail). The last
+// one gone, the tail is the newest stored sample again; otherwise it goes back to `prev` if no
+// later reservation moved it (`prev` may be another reservation's, itself given up since: the
+// tail is then newer than it need be until the series has no reservation left).
+void ReleaseReservationLocked(MemSeries* s, int64_t reserved_t, bool had_tail,
+                              const Sample& prev) {
+  if (--s->inflight == 0) {
+    s->inflight_min_t = std::numeric_limits<int64_t>::max();
+    s->has_tail = s->has_last;
+    s->tail = s->last;
+  } else if (s->has_tail && s->tail.t == reserved_t) {
+    s->has_tail = had_tail;
+    s->tail = prev;
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<MemSeries*> DBImpl::FindSeriesForAppend(uint32_t tenant, uint64_t labels_hash,
+                                                        LabelsArg labels, const Sample& sample,
+                                                        Verdict* verdict,
+                                                        Reservation* reservation,
+                                                        bool* reserved) {
+  *reserved = false;
   if (closed_.load()) return ClosedError();
   const uint64_t hash = SeriesHash(tenant, labels_hash);
   const Head::Key key{hash, tenant, labels};
@@ -189,8 +235,13 @@ absl::StatusOr<MemSeries*> DBImpl::FindSeriesPinned(uint32_t tenant, uint64_t la
   {
     absl::MutexLock lock(&shard.mu);
     if (MemSeries* s = Head::FindLocked(shard, key); s != nullptr) {
-      ++s->pins;
       *verdict = CheckSample(s->has_tail, s->tail, sample);
+      if (reservation != nullptr && *verdict == Verdict::kAccept) {
+        ReserveLocked(s, sample, reservation);
+        *reserved = true;
+      } else {
+        ++s->pins;
+      }
       return s;
     }
   }
@@ -202,7 +253,17 @@ absl::StatusOr<MemSeries*> DBImpl::FindSeriesPinned(uint32_t tenant, uint64_t la
   if (!s.ok() || *s == nullptr) return s;
   absl::MutexLock lock(&shard.mu);
   *verdict = CheckSample((*s)->has_tail, (*s)->tail, sample);
+  if (reservation != nullptr && *verdict == Verdict::kAccept) {
+    ReserveLocked(*s, sample, reservation);
+    --(*s)->pins;
+    *reserved = true;
+  }
   return s;
+}
+
+void DBImpl::Unreserve(MemSeries* s, const Reservation& r) {
+  absl::MutexLock lock(&head_.ShardOf(*s).mu);
+  ReleaseReservationLocked(s, r.sample.t, r.prev_has_tail, r.prev_tail);
 }
 
 absl::StatusOr<MemSeries*> DBImpl::LoadSeriesPinned(uint32_t tenant, uint64_t hash,
@@ -315,6 +376,21 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
     if (!s.ok()) return s.status();  // the appender unpins what it holds
     p.series = *s;
   }
+  // A reserved series with more samples after the reserved one: the commit checks them all.
+  bool any_reserved = false;
+  for (PendingSeries& p : pending) {
+    if (!p.reserved) continue;
+    if (p.samples.size() == 1) {
+      any_reserved = true;
+      continue;
+    }
+    MemSeries* s = p.series;
+    absl::MutexLock lock(&head_.ShardOf(*s).mu);
+    ++s->pins;
+    ReleaseReservationLocked(s, p.reservation.sample.t, p.reservation.prev_has_tail,
+                             p.reservation.prev_tail);
+    p.reserved = false;
+  }
 
   struct Plan {
     MemSeries* series = nullptr;
@@ -325,6 +401,8 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
     Sample prev_tail;
     bool write_index = false;
     int32_t indexed_day = std::numeric_limits<int32_t>::min();
+    // Reserved by the appender (which undoes it unless the apply took it), not pinned.
+    bool appender_reserved = false;
   };
   std::vector<Plan> plans;
   plans.reserve(pending.size());
@@ -341,21 +419,21 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
   absl::flat_hash_map<std::pair<size_t, size_t>, StoredKind> stored;
   auto unreserve = [this](std::vector<Plan>& ps) {
     for (Plan& plan : ps) {
+      if (plan.appender_reserved) continue;
       MemSeries* s = plan.series;
       absl::MutexLock lock(&head_.ShardOf(*s).mu);
-      if (!plan.samples.empty() && s->has_tail && s->tail.t == plan.samples.back().t) {
-        s->has_tail = plan.prev_has_tail;
-        s->tail = plan.prev_tail;
-      }
-      if (--s->inflight == 0) s->inflight_min_t = std::numeric_limits<int64_t>::max();
+      ReleaseReservationLocked(
+          s, plan.samples.empty() ? std::numeric_limits<int64_t>::min() : plan.samples.back().t,
+          plan.prev_has_tail, plan.prev_tail);
     }
     ps.clear();
   };
 
-  // Check and reserve every series' samples, then take the WAL sequence number, all under
-  // reserve_mu_ (memory only). A sample older than a series' tail needs a read of what is stored
-  // at its time (a resent sample is ignored; within the out-of-order window a new one is
-  // accepted): those reads are done with no lock held, and the reservation starts over.
+  // Check and reserve the samples of every series the appender did not reserve, then take the
+  // WAL sequence number, all under reserve_mu_ (memory only). A sample older than a series' tail
+  // needs a read of what is stored at its time (a resent sample is ignored; within the
+  // out-of-order window a new one is accepted): those reads are done with no lock held, and the
+  // reservation starts over.
   uint64_t seq = 0;
   for (;;) {
     std::vector<std::pair<size_t, size_t>> to_check;
@@ -372,7 +450,7 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
       }
       for (size_t i = 0; i < pending.size() && reject.ok(); ++i) {
         PendingSeries& p = pending[i];
-        if (p.samples.empty()) continue;
+        if (p.samples.empty() || p.reserved) continue;
         MemSeries* s = p.series;
         absl::MutexLock lock(&head_.ShardOf(*s).mu);
         Plan plan;
@@ -425,7 +503,7 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
         plan.indexed_day = s->last_indexed_day;
         plans.push_back(std::move(plan));
       }
-      if (to_check.empty() && reject.ok() && !plans.empty()) {
+      if (to_check.empty() && reject.ok() && (!plans.empty() || any_reserved)) {
         absl::MutexLock lock(&wal_mu_);
         seq = next_wal_seq_++;
         inflight_.insert(seq);
@@ -439,6 +517,19 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
       if (!kind.ok()) return kind.status();
       stored[{i, j}] = *kind;
     }
+  }
+  for (size_t i = 0; i < pending.size() && any_reserved; ++i) {
+    const PendingSeries& p = pending[i];
+    if (!p.reserved) continue;
+    Plan& plan = plans.emplace_back();
+    plan.series = p.series;
+    plan.pending_index = i;
+    plan.samples.push_back(p.reservation.sample);
+    plan.prev_has_tail = p.reservation.prev_has_tail;
+    plan.prev_tail = p.reservation.prev_tail;
+    plan.write_index = p.reservation.write_index;
+    plan.indexed_day = p.reservation.indexed_day;
+    plan.appender_reserved = true;
   }
   if (plans.empty()) return absl::OkStatus();
 
@@ -556,6 +647,7 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
         }
         s->open.Insert(x);
       }
+      s->last_apply_seq = std::min(s->last_apply_seq, seq);  // see MemSeries::last_apply_seq
       if (!older.empty()) {
         merges.emplace_back(s, std::move(older));
         keep_pin = true;  // MergeLateSamples uses the series after the apply
@@ -566,12 +658,13 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
     if (!plan.samples.empty()) {
       if (s->open.empty() || plan.samples.front().t > s->open.back().t) {
         for (const Sample& x : plan.samples) s->open.Append(x);
+        s->last_apply_seq = seq;
+        s->last_apply_first_t = plan.samples.front().t;
       } else {
         // A commit that reserved later applied first: insert in time order.
         for (const Sample& x : plan.samples) s->open.Insert(x);
+        s->last_apply_seq = std::min(s->last_apply_seq, seq);
       }
-      s->last_apply_seq = seq;
-      s->last_apply_first_t = plan.samples.front().t;
       if (!s->has_last || plan.samples.back().t > s->last.t) {
         s->last = plan.samples.back();
         s->has_last = true;
@@ -588,7 +681,11 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
     if (--s->inflight == 0) s->inflight_min_t = std::numeric_limits<int64_t>::max();
     SealJob job;
     if (PrepareSealLocked(s, false, &chunks, &job)) jobs.push_back(job);
-    if (!keep_pin) {
+    if (plan.appender_reserved) {
+      // Taken (its inflight count is dropped above): the appender no longer holds the series.
+      pending[plan.pending_index].reserved = false;
+      pending[plan.pending_index].series = nullptr;
+    } else if (!keep_pin) {
       // The appender's pin, dropped here rather than under another lock after the commit (a
       // seal under way keeps the series in the head by itself).
       --s->pins;

@@ -86,12 +86,29 @@ class ChunkIteratorRegistry {
   std::set<CachedChunkIterator*> live_ ABSL_GUARDED_BY(mu_);
 };
 
+// What an appender's reservation of a series changed (DBImpl::FindSeriesForAppend), to be
+// undone if it does not commit, and what the commit needs to know of the series.
+struct Reservation {
+  Sample sample;  // the reserved sample: the series' tail since
+  Sample prev_tail;
+  bool prev_has_tail = false;
+  bool write_index = false;  // the series' index keys were not durable yet
+  int32_t indexed_day = std::numeric_limits<int32_t>::min();
+};
+
 // Samples of one series buffered by an appender.
 struct PendingSeries {
-  MemSeries* series = nullptr;  // pinned by the appender; nullptr: unknown at Append
-  uint64_t labels_hash = 0;     // LabelsHash(labels)
-  Labels labels;                // kept only when series == nullptr (the commit creates it)
+  // Held by the appender, nullptr when unknown at Append: pinned, or (when `reserved`) counted
+  // in the series' `inflight`, which keeps it in the head just as a pin does.
+  MemSeries* series = nullptr;
+  uint64_t labels_hash = 0;  // LabelsHash(labels)
+  Labels labels;             // kept only when series == nullptr (the commit creates it)
   absl::InlinedVector<Sample, 2> samples;
+  // The usual case: the series' first sample in the appender was newer than its tail, and was
+  // reserved at once, under the lock of the lookup, so that the commit need not visit the series
+  // before its apply. Otherwise the commit checks and reserves the samples.
+  bool reserved = false;
+  Reservation reservation;
 };
 
 class DBImpl : public DB {
@@ -136,12 +153,19 @@ class DBImpl : public DB {
   // --- Used by the appender and querier. ---
   const Options& options() const { return options_; }
   std::optional<uint32_t> FindTenant(std::string_view tenant);
-  // The head series of `labels` (hash: LabelsHash(labels)), pinned (release with Unpin), and
-  // checks `sample` against its tail: loaded from RocksDB when stored but not yet in the head;
-  // nullptr when the series does not exist.
-  absl::StatusOr<MemSeries*> FindSeriesPinned(uint32_t tenant, uint64_t labels_hash,
-                                              LabelsArg labels, const Sample& sample,
-                                              Verdict* verdict);
+  // The head series of `labels` (hash: LabelsHash(labels)), held, with `sample` checked against
+  // its tail (*verdict); loaded from RocksDB when stored but not yet in the head; nullptr when
+  // the series does not exist. With a `reservation` to fill, a sample newer than the tail
+  // (kAccept) is reserved: the tail moves to it and the series' `inflight` counts it, which
+  // holds the series (*reserved is set; release with Unreserve). Otherwise the series is pinned
+  // (release with Unpin). Reservations need not come in the order of the WAL sequence numbers
+  // their commits take (see MemSeries::last_apply_seq).
+  absl::StatusOr<MemSeries*> FindSeriesForAppend(uint32_t tenant, uint64_t labels_hash,
+                                                 LabelsArg labels, const Sample& sample,
+                                                 Verdict* verdict, Reservation* reservation,
+                                                 bool* reserved);
+  // Undoes a reservation that will not be applied (the tail goes back unless a later one moved it).
+  void Unreserve(MemSeries* s, const Reservation& r);
   // The series of `labels` from RocksDB into the head (or the head's, if it won a race),
   // pinned; created with a new id when `create`, else nullptr when it does not exist.
   absl::StatusOr<MemSeries*> LoadSeriesPinned(uint32_t tenant, uint64_t hash,

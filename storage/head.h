@@ -89,13 +89,17 @@ struct MemSeries {
   // checked against it so that concurrent commits of one series never interleave out of order.
   Sample tail;
   int64_t sealed_max_t = std::numeric_limits<int64_t>::min();  // newest sealed timestamp
-  // Commits that reserved samples of this series and have not applied them, and a lower bound
-  // of those samples' times: no seal cuts at or past it meanwhile (a commit that reserved
-  // earlier may apply later, and its samples must land in the open chunk).
+  // Appenders and commits that reserved samples of this series and have not applied them (nor
+  // given them up), and a lower bound of those samples' times: no seal cuts at or past it
+  // meanwhile (one that reserved earlier may apply later, and its samples must land in the open
+  // chunk).
   int64_t inflight_min_t = std::numeric_limits<int64_t>::max();
-  // The most recent apply: its WAL sequence and its first sample's time. Every open sample at
-  // or after that time came from that commit or a later one (reservation order is sequence
-  // order and time order), which lets a seal advance open_min_seq.
+  // Every open sample at or after last_apply_first_t is in a WAL record of sequence number
+  // last_apply_seq or higher (0: nothing known), which lets a seal advance open_min_seq. An
+  // apply whose samples all follow the open ones sets the pair to its own sequence number and
+  // first time; one that inserts among them can only lower last_apply_seq to its own: an
+  // appender reserves before its commit takes a sequence number, so two commits of one series
+  // may take them in the opposite order of their samples' times.
   uint64_t last_apply_seq = 0;
   int64_t last_apply_first_t = std::numeric_limits<int64_t>::max();
   int32_t inflight = 0;

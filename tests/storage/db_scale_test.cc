@@ -206,6 +206,33 @@ TEST_F(DBScaleTest, InactiveSeriesLeaveTheHeadAndComeBack) {
 // A query that reads more than the block cache holds stops putting blocks in it once it has
 // read an eighth of the cache from files: the cache does not grow to its capacity (and evict
 // what other queries reuse) for one large scan. Every sample is still read.
+
+// A series an appender has reserved a sample of (instead of pinning it) stays in the head.
+TEST_F(DBScaleTest, AReservedSeriesIsNotEvicted) {
+  options_.max_samples_per_chunk = 10;
+  options_.stagger_first_chunks = false;
+  options_.max_chunk_span_ms = 3600 * 1000;
+  OpenDB();
+  const Labels a = Series("m", 1), b = Series("m", 2);
+  auto app = db_->NewAppender("t");
+  for (int i = 0; i < 10; ++i) ASSERT_TRUE(app->Append(a, i * 15000LL, i).ok());
+  ASSERT_TRUE(app->Append(b, 0, 0).ok());
+  ASSERT_TRUE(app->Commit().ok());
+  const int64_t later = 3 * 3600 * 1000;
+  ASSERT_TRUE(app->Append(b, later, 1).ok());
+  ASSERT_TRUE(app->Commit().ok());
+  // `a` is all sealed and idle, as in InactiveSeriesLeaveTheHeadAndComeBack, but reserved.
+  auto held = db_->NewAppender("t");
+  ASSERT_TRUE(held->Append(a, 10 * 15000LL, 10).ok());
+  ASSERT_TRUE(db_->Compact().ok());
+  EXPECT_EQ(db_->GetStats().series_evicted, 0);
+  EXPECT_EQ(db_->GetStats().head_series, 2);
+  ASSERT_TRUE(held->Commit().ok());
+  auto got = Query("m");
+  ASSERT_EQ(got.count(a.ToString()), 1u);
+  EXPECT_EQ(got[a.ToString()].size(), 11u);
+  EXPECT_EQ(got[a.ToString()].back(), (Sample{10 * 15000LL, 10}));
+}
 TEST_F(DBScaleTest, ALargeQueryStopsFillingTheBlockCache) {
   options_.memory_budget_bytes = 16LL << 20;  // an 8 MiB cache; queries fill 1 MiB of it
   OpenDB();

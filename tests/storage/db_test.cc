@@ -335,6 +335,70 @@ TEST_F(DBTest, CommitIsAllOrNothing) {
   EXPECT_EQ(Query("t", {Name("x")}).begin()->second, (std::vector<Sample>{{20, 2}}));
 }
 
+// An appender reserves a series' first sample at Append when it is newer than the series'
+// tail: a concurrent appender's samples are checked against it from then on, whichever commits
+// first, and a reservation that never commits gives the tail back.
+TEST_F(DBTest, AppendersReserveAndGiveBackTheTailOfASeries) {
+  OpenDB();
+  Labels x = Labels::FromUnsorted({{"__name__", "x"}});
+  ASSERT_TRUE(AppendAll("t", x, {{5, 0.5}}).ok());
+
+  auto first = db_->NewAppender("t");
+  ASSERT_TRUE(first->Append(x, 10, 1).ok());
+  auto second = db_->NewAppender("t");
+  ASSERT_TRUE(second->Append(x, 20, 2).ok());
+  ASSERT_TRUE(second->Commit().ok());
+  // Older than the newest reservation (20): refused even before any commit.
+  auto late = db_->NewAppender("t");
+  EXPECT_EQ(RejectReasonOf(late->Append(x, 15, 3)), RejectReason::kOutOfOrder);
+  // The earlier reservation commits after the later one, with the higher sequence number.
+  ASSERT_TRUE(first->Commit().ok());
+  const std::vector<Sample> want{{5, 0.5}, {10, 1}, {20, 2}};
+  EXPECT_EQ(Query("t", {Name("x")}).begin()->second, want);
+
+  // Reservations given up, in either order, leave the tail at the newest stored sample.
+  auto a = db_->NewAppender("t");
+  auto b = db_->NewAppender("t");
+  ASSERT_TRUE(a->Append(x, 30, 3).ok());
+  ASSERT_TRUE(b->Append(x, 40, 4).ok());
+  EXPECT_EQ(RejectReasonOf(late->Append(x, 35, 3)), RejectReason::kOutOfOrder);
+  a->Rollback();
+  b.reset();  // an appender dropped without a commit rolls back
+  ASSERT_TRUE(late->Append(x, 25, 2.5).ok());
+  // A series with more samples than its reserved one in the appender is checked at the commit.
+  ASSERT_TRUE(late->Append(x, 26, 2.6).ok());
+  ASSERT_TRUE(late->Commit().ok());
+  const std::vector<Sample> all{{5, 0.5}, {10, 1}, {20, 2}, {25, 2.5}, {26, 2.6}};
+  EXPECT_EQ(Query("t", {Name("x")}).begin()->second, all);
+  Crash();
+  OpenDB();
+  EXPECT_EQ(Query("t", {Name("x")}).begin()->second, all);
+}
+
+// Two commits of one series whose sequence numbers are in the opposite order of their samples'
+// times (the earlier sample reserved first, committed last), then a seal that cuts between
+// them, and the WAL released below what the head still needs: nothing is lost in a crash.
+TEST_F(DBTest, ASealAfterCommitsOutOfSequenceOrderKeepsTheWalTheHeadNeeds) {
+  OpenDB();
+  Labels x = Labels::FromUnsorted({{"__name__", "x"}});
+  std::vector<Sample> samples = Range(0, 8000, 1000);  // 9: one short of a full chunk
+  ASSERT_TRUE(AppendAll("t", x, samples).ok());
+  auto earlier = db_->NewAppender("t");
+  ASSERT_TRUE(earlier->Append(x, 9000, 9).ok());
+  // Applied first: 10 samples, but not sealed past the reservation at 9000.
+  ASSERT_TRUE(AppendAll("t", x, {{10000, 10}}).ok());
+  // Inserted before 10000: the first 10 samples are sealed, 10000 stays open; its WAL record
+  // has the lower sequence number.
+  ASSERT_TRUE(earlier->Commit().ok());
+  EXPECT_EQ(db_->GetStats().head_samples, 1);
+  ASSERT_TRUE(db_->Compact().ok());
+  Crash();
+  OpenDB();
+  samples.push_back({9000, 9});
+  samples.push_back({10000, 10});
+  EXPECT_EQ(Query("t", {Name("x")}).begin()->second, samples);
+}
+
 TEST_F(DBTest, TenantsAreIsolated) {
   OpenDB();
   Labels l = Labels::FromUnsorted({{"__name__", "up"}, {"job", "j"}});
