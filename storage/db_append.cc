@@ -204,6 +204,10 @@ void ReserveLocked(MemSeries* s, const Sample& x, Reservation* r) {
   else s->inflight_min_t = std::min(s->inflight_min_t, x.t);
 }
 
+// True when the series' tail is stored, not only reserved by an appender or a commit in flight
+// (a sample equal to it may be ignored as a resend only then).
+bool TailStoredLocked(const MemSeries& s) { return s.has_last && s.last.t == s.tail.t; }
+
 // Gives up a reservation that moved the tail to `reserved_t` from `prev` (had_tail). The last
 // one gone, the tail is the newest stored sample again; otherwise it goes back to `prev` if no
 // later reservation moved it (`prev` may be another reservation's, itself given up since: the
@@ -239,9 +243,11 @@ absl::StatusOr<MemSeries*> DBImpl::FindSeriesForAppend(uint32_t tenant, uint64_t
       if (reservation != nullptr && *verdict == Verdict::kAccept) {
         ReserveLocked(s, sample, reservation);
         *reserved = true;
-      } else {
-        ++s->pins;
+        return s;
       }
+      ++s->pins;
+      // Equal to a sample another request is writing: not stored yet, so the commit decides.
+      if (*verdict == Verdict::kIgnore && !TailStoredLocked(*s)) *verdict = Verdict::kAccept;
       return s;
     }
   }
@@ -257,6 +263,8 @@ absl::StatusOr<MemSeries*> DBImpl::FindSeriesForAppend(uint32_t tenant, uint64_t
     ReserveLocked(*s, sample, reservation);
     --(*s)->pins;
     *reserved = true;
+  } else if (*verdict == Verdict::kIgnore && !TailStoredLocked(**s)) {
+    *verdict = Verdict::kAccept;
   }
   return s;
 }
@@ -462,6 +470,14 @@ absl::Status DBImpl::CommitPending(std::string_view tenant, std::vector<PendingS
         for (size_t j = 0; j < p.samples.size(); ++j) {
           const Sample& x = p.samples[j];
           Verdict v = CheckSample(has, last, x);
+          if (v == Verdict::kIgnore && plan.samples.empty() && !TailStoredLocked(*s)) {
+            // Equal to a sample another request has reserved and not yet stored: ignored now, it
+            // would be lost if that request failed. The sender retries (503) once it has ended.
+            reject = absl::UnavailableError(
+                absl::StrCat("series ", Describe(p), " timestamp ", x.t,
+                             ": the same sample is being written by another request; retry"));
+            break;
+          }
           if (v == Verdict::kOutOfOrder) {
             if (!plan.ooo.empty() && plan.ooo.back().t == x.t) {
               v = plan.ooo.back() == x ? Verdict::kIgnore : Verdict::kDuplicate;

@@ -375,6 +375,41 @@ TEST_F(DBTest, AppendersReserveAndGiveBackTheTailOfASeries) {
   EXPECT_EQ(Query("t", {Name("x")}).begin()->second, all);
 }
 
+// A sample equal to one another appender has reserved but not stored is not ignored as a
+// resend: were that appender to fail, the sample would be lost although acknowledged. Its commit
+// asks for a retry instead, which once the other has ended is stored or ignored.
+TEST_F(DBTest, ASampleEqualToAnotherAppendersReservationIsRetriedNotIgnored) {
+  OpenDB();
+  Labels x = Labels::FromUnsorted({{"__name__", "x"}});
+  ASSERT_TRUE(AppendAll("t", x, {{5, 0.5}}).ok());
+  auto first = db_->NewAppender("t");
+  ASSERT_TRUE(first->Append(x, 10, 1).ok());
+  auto resend = db_->NewAppender("t");
+  ASSERT_TRUE(resend->Append(x, 10, 1).ok());
+  EXPECT_EQ(resend->pending(), 1u);
+  absl::Status st = resend->Commit();
+  EXPECT_TRUE(absl::IsUnavailable(st)) << st;
+  first->Rollback();
+  ASSERT_TRUE(resend->Append(x, 10, 1).ok());
+  ASSERT_TRUE(resend->Commit().ok());
+  EXPECT_EQ(Query("t", {Name("x")}).begin()->second, (std::vector<Sample>{{5, 0.5}, {10, 1}}));
+  // Stored: a resend is ignored at once.
+  ASSERT_TRUE(resend->Append(x, 10, 1).ok());
+  EXPECT_EQ(resend->pending(), 0u);
+  // Stored by the time the resend commits: ignored then.
+  auto second = db_->NewAppender("t");
+  ASSERT_TRUE(second->Append(x, 20, 2).ok());
+  ASSERT_TRUE(resend->Append(x, 20, 2).ok());
+  EXPECT_EQ(resend->pending(), 1u);
+  ASSERT_TRUE(second->Commit().ok());
+  ASSERT_TRUE(resend->Commit().ok());
+  const std::vector<Sample> want{{5, 0.5}, {10, 1}, {20, 2}};
+  EXPECT_EQ(Query("t", {Name("x")}).begin()->second, want);
+  Crash();
+  OpenDB();
+  EXPECT_EQ(Query("t", {Name("x")}).begin()->second, want);
+}
+
 // Two commits of one series whose sequence numbers are in the opposite order of their samples'
 // times (the earlier sample reserved first, committed last), then a seal that cuts between
 // them, and the WAL released below what the head still needs: nothing is lost in a crash.
