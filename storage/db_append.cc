@@ -208,6 +208,22 @@ void ReserveLocked(MemSeries* s, const Sample& x, Reservation* r) {
 // (a sample equal to it may be ignored as a resend only then).
 bool TailStoredLocked(const MemSeries& s) { return s.has_last && s.last.t == s.tail.t; }
 
+// Holds s, found for an appender's sample (lock held): reserves the sample when it is newer than
+// the tail and `reservation` asks for it (*reserved), else pins s. *verdict is the sample's
+// against the tail; equal to a sample another request is writing (not stored yet), it is
+// kAccept: the commit decides.
+void HoldForAppendLocked(MemSeries* s, const Sample& sample, Verdict* verdict,
+                         Reservation* reservation, bool* reserved) {
+  *verdict = CheckSample(s->has_tail, s->tail, sample);
+  if (reservation != nullptr && *verdict == Verdict::kAccept) {
+    ReserveLocked(s, sample, reservation);
+    *reserved = true;
+    return;
+  }
+  ++s->pins;
+  if (*verdict == Verdict::kIgnore && !TailStoredLocked(*s)) *verdict = Verdict::kAccept;
+}
+
 // Gives up a reservation that moved the tail to `reserved_t` from `prev` (had_tail). The last
 // one gone, the tail is the newest stored sample again; otherwise it goes back to `prev` if no
 // later reservation moved it (`prev` may be another reservation's, itself given up since: the
@@ -239,15 +255,7 @@ absl::StatusOr<MemSeries*> DBImpl::FindSeriesForAppend(uint32_t tenant, uint64_t
   {
     absl::MutexLock lock(&shard.mu);
     if (MemSeries* s = Head::FindLocked(shard, key); s != nullptr) {
-      *verdict = CheckSample(s->has_tail, s->tail, sample);
-      if (reservation != nullptr && *verdict == Verdict::kAccept) {
-        ReserveLocked(s, sample, reservation);
-        *reserved = true;
-        return s;
-      }
-      ++s->pins;
-      // Equal to a sample another request is writing: not stored yet, so the commit decides.
-      if (*verdict == Verdict::kIgnore && !TailStoredLocked(*s)) *verdict = Verdict::kAccept;
+      HoldForAppendLocked(s, sample, verdict, reservation, reserved);
       return s;
     }
   }
@@ -258,14 +266,8 @@ absl::StatusOr<MemSeries*> DBImpl::FindSeriesForAppend(uint32_t tenant, uint64_t
       tenant, hash, labels.labels != nullptr ? *labels.labels : copy, /*create=*/false);
   if (!s.ok() || *s == nullptr) return s;
   absl::MutexLock lock(&shard.mu);
-  *verdict = CheckSample((*s)->has_tail, (*s)->tail, sample);
-  if (reservation != nullptr && *verdict == Verdict::kAccept) {
-    ReserveLocked(*s, sample, reservation);
-    --(*s)->pins;
-    *reserved = true;
-  } else if (*verdict == Verdict::kIgnore && !TailStoredLocked(**s)) {
-    *verdict = Verdict::kAccept;
-  }
+  --(*s)->pins;  // held again below, by a pin or a reservation
+  HoldForAppendLocked(*s, sample, verdict, reservation, reserved);
   return s;
 }
 

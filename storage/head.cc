@@ -1,7 +1,6 @@
 #include "storage/head.h"
 
 #include <bit>
-#include <cstring>
 #include <utility>
 
 #include "absl/container/inlined_vector.h"
@@ -40,18 +39,6 @@ std::vector<std::pair<size_t, size_t>> ChunkCuts(const std::vector<Sample>& open
 }
 
 namespace {
-
-uint64_t Load64(const char* p) {
-  uint64_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-uint64_t Load32(const char* p) {
-  uint32_t v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
 
 // The 128-bit product of a and b, folded to 64 bits (wyhash's mixing step).
 uint64_t Fold(uint64_t a, uint64_t b) {

@@ -68,24 +68,26 @@ bool DecodeLabelViews(std::string_view in, std::vector<LabelView>* out);
 // True when EncodeLabels(labels) == bytes, without encoding (no allocation).
 bool LabelsEqualEncoded(const Labels& labels, std::string_view bytes);
 bool LabelsEqualEncoded(std::span<const LabelView> labels, std::string_view bytes);
+// 8 and 4 bytes at p, in the machine's order (for comparing and hashing short strings).
+inline uint64_t Load64(const char* p) {
+  uint64_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+inline uint64_t Load32(const char* p) {
+  uint32_t v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
 // a[0, n) == b[0, n), without a call for strings of up to 16 bytes (most label names and
 // values): two overlapping loads from each, all within the strings.
 inline bool BytesEqual(const char* a, const char* b, size_t n) {
-  auto load64 = [](const char* p) {
-    uint64_t v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-  };
-  auto load32 = [](const char* p) {
-    uint32_t v;
-    std::memcpy(&v, p, sizeof v);
-    return v;
-  };
   if (n >= 8) {
     if (n > 16) return std::memcmp(a, b, n) == 0;
-    return load64(a) == load64(b) && load64(a + n - 8) == load64(b + n - 8);
+    return Load64(a) == Load64(b) && Load64(a + n - 8) == Load64(b + n - 8);
   }
-  if (n >= 4) return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+  if (n >= 4) return Load32(a) == Load32(b) && Load32(a + n - 4) == Load32(b + n - 4);
   for (size_t i = 0; i < n; ++i) {
     if (a[i] != b[i]) return false;
   }
